@@ -1,0 +1,226 @@
+"""The suite's one config system: typed dataclasses filled strictly from YAML and ``key=value`` overrides.
+
+Unknown keys and values of the wrong type fail at once with the dotted key and what was expected, so a
+bad config never reaches a training job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or its value is not what the suite expects."""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation (paper appendix, Table 14)."""
+
+    multiscale_scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    color_jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    # Only used when data.hflip is 'on' or 'remap'.
+    flip_p: float = 0.5
+
+    def validate(self, where: str) -> None:
+        for name in ("color_jitter_p", "grayscale_p", "flip_p"):
+            _check_range(f"{where}.{name}", getattr(self, name), 0.0, 1.0)
+        if not self.multiscale_scales or any(not 0 < s <= 1 for s in self.multiscale_scales):
+            raise ConfigError(f"{where}.multiscale_scales: expected scales in (0, 1], got {self.multiscale_scales}")
+
+
+@dataclass
+class DataConfig:
+    """A file-based video dataset in the Kinetics-400 list format (see ``ila.data.annotations``)."""
+
+    root: str = "data/synth-default"
+    train_list: str = "train.txt"
+    val_list: str = "val.txt"
+    labels: str = "labels.csv"
+    num_frames: int = 8
+    # 'segment': Kinetics-style sparse sampling, one frame per segment.
+    # 'uniform': SSv2-style fixed-stride sampling over the whole video, no per-segment offsets.
+    sampling: Literal["segment", "uniform"] = "segment"
+    input_size: int = 224
+    # Short side before cropping; None means input_size * 256 / 224 as in the CLIP video recipes.
+    resize_short: int | None = None
+    reader: Literal["auto", "decord", "pyav"] = "auto"
+    # 'on' flips without touching labels (Kinetics); 'remap' flips and maps each label to its mirror
+    # class from the labels file (direction classes); 'off' never flips (SSv2 without a mirror map).
+    hflip: Literal["off", "on", "remap"] = "off"
+    test_clips: int = 1
+    test_crops: Literal[1, 3] = 1
+    # Fraction of unreadable or missing videos tolerated before loading fails.
+    max_bad_fraction: float = 0.01
+    batch_size: int = 8
+    num_workers: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def validate(self, where: str = "data") -> None:
+        for name in ("num_frames", "input_size", "test_clips", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ConfigError(f"{where}.num_workers: expected >= 0, got {self.num_workers}")
+        if self.resize_short is not None and self.resize_short < self.input_size:
+            raise ConfigError(
+                f"{where}.resize_short: expected >= input_size ({self.input_size}), got {self.resize_short}"
+            )
+        _check_range(f"{where}.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
+        self.augment.validate(f"{where}.augment")
+
+    @property
+    def short_side(self) -> int:
+        return self.resize_short if self.resize_short is not None else int(round(self.input_size * 256 / 224))
+
+
+def _check_range(key: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(f"{key}: expected a number in [{lo}, {hi}], got {value}")
+
+
+# --------------------------------------------------------------------------- strict building
+
+
+def build(cls: type, data: Mapping[str, Any] | None, where: str = ""):
+    """Instantiate dataclass ``cls`` from ``data``, refusing unknown keys and ill-typed values."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or '<config>'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = _join(where, unknown[0])
+        raise ConfigError(f"{key}: unknown key; expected one of {sorted(fields)}")
+    kwargs = {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate(where or cls.__name__)
+    return obj
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item_tp = args[0] if args else Any
+        items = [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"config type {tp!r} at {key} is not supported")
+    raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data form of a config (for YAML dumps and MLflow params)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = _join(prefix, k)
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return data
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data

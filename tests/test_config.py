@@ -1,0 +1,39 @@
+import pytest
+
+from ila.config import ConfigError, DataConfig, apply_overrides, build, flatten, to_dict
+
+
+def test_defaults_round_trip():
+    cfg = build(DataConfig, {})
+    assert build(DataConfig, to_dict(cfg)) == cfg
+    assert flatten(to_dict(cfg))["augment.grayscale_p"] == 0.2
+
+
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ({"num_frame": 8}, r"data.num_frame: unknown key"),
+        ({"num_frames": "eight"}, r"data.num_frames: expected int"),
+        ({"sampling": "dense"}, r"data.sampling: expected one of 'segment', 'uniform'"),
+        ({"augment": {"grayscale_p": 2}}, r"data.augment.grayscale_p: expected a number in \[0.0, 1.0\]"),
+        ({"augment": {"jitter": 1}}, r"data.augment.jitter: unknown key"),
+        ({"test_crops": 2}, r"data.test_crops: expected one of 1, 3"),
+        ({"resize_short": 10, "input_size": 32}, r"data.resize_short: expected >= input_size"),
+    ],
+)
+def test_bad_values_name_the_key(data, match):
+    with pytest.raises(ConfigError, match=match):
+        build(DataConfig, data, "data")
+
+
+def test_overrides_parse_yaml_values():
+    d = apply_overrides({}, ["data.num_frames=16", "data.augment.multiscale_scales=[1, 0.5]", "data.reader=pyav"])
+    cfg = build(DataConfig, d["data"], "data")
+    assert cfg.num_frames == 16 and cfg.augment.multiscale_scales == (1.0, 0.5) and cfg.reader == "pyav"
+    with pytest.raises(ConfigError, match="expected key=value"):
+        apply_overrides({}, ["data.num_frames"])
+
+
+def test_short_side_follows_the_clip_recipe():
+    assert DataConfig(input_size=224).short_side == 256
+    assert DataConfig(input_size=32).short_side == 37

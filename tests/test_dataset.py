@@ -1,0 +1,155 @@
+import dataclasses
+import logging
+import shutil
+
+import pytest
+import torch
+
+from ila.config import ConfigError
+from ila.data.annotations import AnnotationError, read_labels
+from ila.data.dataset import BadDataError, VideoDataset, build_dataloader, iterate_batches
+
+
+def test_train_and_test_items(data_cfg):
+    train = VideoDataset(data_cfg, "train", seed=0)
+    item = train[0]
+    assert item["video"].shape == (8, 3, 32, 32) and item["video"].dtype == torch.float32
+    cfg = dataclasses.replace(data_cfg, test_clips=2, test_crops=3)
+    val = VideoDataset(cfg, "val")
+    assert val[0]["video"].shape == (6, 8, 3, 32, 32)
+    torch.testing.assert_close(val[3]["video"], val[3]["video"], rtol=0, atol=0)
+
+
+def test_training_clip_depends_only_on_seed_epoch_index(data_cfg):
+    a, b = VideoDataset(data_cfg, "train", seed=1), VideoDataset(data_cfg, "train", seed=1)
+    torch.testing.assert_close(a[5]["video"], b[5]["video"], rtol=0, atol=0)
+    b.set_epoch(1)
+    assert not torch.equal(a[5]["video"], b[5]["video"])
+
+
+def test_loader_batches_do_not_depend_on_worker_count(data_cfg):
+    def batches(workers):
+        ds = VideoDataset(dataclasses.replace(data_cfg, num_workers=workers, batch_size=4), "train", seed=3)
+        return [(b["index"], b["video"]) for b in iterate_batches(build_dataloader(ds, epoch=2))]
+
+    zero, two = batches(0), batches(2)
+    assert len(zero) == len(two) == 90 // 4
+    for (ia, va), (ib, vb) in zip(zero, two):
+        assert torch.equal(ia, ib)
+        torch.testing.assert_close(va, vb, rtol=0, atol=0)
+
+
+def test_eval_shards_cover_every_video_once(data_cfg):
+    ds = VideoDataset(data_cfg, "val")
+    seen = []
+    for rank in range(3):
+        for b in iterate_batches(build_dataloader(ds, batch_size=5, world_size=3, rank=rank)):
+            seen += b["index"].tolist()
+    assert sorted(seen) == list(range(len(ds)))
+
+
+def test_flip_remaps_direction_labels(data_cfg):
+    classes = read_labels(data_cfg_root(data_cfg) / "labels.csv")
+    cfg = dataclasses.replace(data_cfg, augment=dataclasses.replace(data_cfg.augment, flip_p=1.0))
+    ds = VideoDataset(cfg, "train")
+    for i, rec in enumerate(ds.records):
+        expected = classes[rec.label].flip_to
+        assert ds[i]["label"] == expected
+    assert {classes[r.label].flip_to != r.label for r in ds.records} == {True, False}
+
+
+def data_cfg_root(cfg):
+    from pathlib import Path
+
+    return Path(cfg.root)
+
+
+def test_flip_without_remap_is_refused_for_direction_classes(data_cfg):
+    with pytest.raises(ConfigError, match="hflip.*remap"):
+        VideoDataset(dataclasses.replace(data_cfg, hflip="on"), "train")
+    assert VideoDataset(dataclasses.replace(data_cfg, hflip="off"), "train")[0]["label"] >= 0
+
+
+def _damage(root, list_name="val.txt"):
+    """Damage four listed videos in four ways; returns their paths."""
+    lines = (root / list_name).read_text().splitlines()
+    paths = [root / ln.rsplit(maxsplit=1)[0] for ln in lines[:4]]
+    paths[0].unlink()  # missing
+    paths[1].write_bytes(b"")  # zero bytes
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) // 3])  # truncated
+    paths[3].write_bytes(b"not a video at all" * 100)  # undecodable
+    return paths
+
+
+def test_bad_videos_are_skipped_counted_and_named(tiny_copy, data_cfg, caplog):
+    paths = _damage(tiny_copy)
+    cfg = dataclasses.replace(data_cfg, root=str(tiny_copy), max_bad_fraction=0.2)
+    with caplog.at_level(logging.WARNING):
+        ds = VideoDataset(cfg, "val")
+        assert len(ds) == ds.num_listed - 2  # missing and empty dropped up front
+        n = sum(len(b["index"]) for b in iterate_batches(build_dataloader(ds, batch_size=4)))
+    assert n == ds.num_listed - 4
+    assert set(ds.bad) == {str(p) for p in paths}
+    for p in paths:
+        assert str(p) in caplog.text
+
+
+def test_bad_fraction_over_threshold_fails_with_the_files(tiny_copy, data_cfg):
+    paths = _damage(tiny_copy)
+    cfg = dataclasses.replace(data_cfg, root=str(tiny_copy))  # default threshold 1%
+    with pytest.raises(BadDataError, match="max_bad_fraction") as err:
+        ds = VideoDataset(cfg, "val")
+        list(iterate_batches(build_dataloader(ds)))
+    assert str(paths[0]) in str(err.value)
+
+
+def test_bad_videos_in_workers_reach_the_main_process(tiny_copy, data_cfg):
+    lines = (tiny_copy / "val.txt").read_text().splitlines()
+    victim = tiny_copy / lines[7].rsplit(maxsplit=1)[0]
+    victim.write_bytes(b"\x00" * 1000)
+    ds = VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy), num_workers=2, max_bad_fraction=0.05), "val")
+    n = sum(len(b["index"]) for b in iterate_batches(build_dataloader(ds, batch_size=4)))
+    assert n == len(ds) - 1 and list(ds.bad) == [str(victim)]
+
+
+@pytest.mark.parametrize(
+    "line,match",
+    [
+        ("videos/x.mp4", r"val.txt:3: expected '<video path> <label id>'"),
+        ("videos/x.mp4 seven", r"val.txt:3: expected an integer label id"),
+        ("videos/x.mp4 99", r"val.txt:3: unknown label 99"),
+    ],
+)
+def test_malformed_annotation_fails_with_file_and_line(tiny_copy, data_cfg, line, match):
+    lines = (tiny_copy / "val.txt").read_text().splitlines()
+    lines.insert(2, line)
+    (tiny_copy / "val.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(AnnotationError, match=match):
+        VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy)), "val")
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda t: t.replace("0,an object", "zero,an object", 1), r"labels.csv:2: expected an integer class id"),
+        (lambda t: t.replace("id,name", "idx,name"), r"labels.csv:1: expected a header"),
+        (lambda t: t.replace(",1,1\n", ",1,42\n", 1), r"labels.csv:2: flip_to 42 is not a class id"),
+    ],
+)
+def test_malformed_labels_fail_with_file_and_line(tiny_copy, data_cfg, edit, match):
+    path = tiny_copy / "labels.csv"
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(AnnotationError, match=match):
+        VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy)), "val")
+
+
+def test_kinetics_style_labels_without_extra_columns(tiny_copy, data_cfg):
+    path = tiny_copy / "labels.csv"
+    rows = [ln.split(",")[:2] for ln in path.read_text().splitlines()]
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    ds = VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy), hflip="on"), "train")
+    assert ds.classes[0].group == "" and ds.flip_map is None
+    shutil.rmtree(tiny_copy / "videos")
+    with pytest.raises(BadDataError, match="90 of 90 videos"):
+        VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy), hflip="on"), "train")
