@@ -1,0 +1,242 @@
+"""The file-based video dataset and the DataLoader builder every stage uses.
+
+Unreadable videos never stop a run on their own: a missing or zero-byte file is dropped when the dataset is
+built, a file that fails to decode is returned as a :class:`BadSample` and dropped by :func:`collate_clips`;
+each is logged once by name and counted. Loading fails only when the bad fraction passes
+``data.max_bad_fraction`` (default 1%), with the files listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import default_collate
+
+from ila.config import ConfigError, DataConfig
+from ila.data.annotations import ClassInfo, VideoRecord, read_labels, read_video_list
+from ila.data.readers import VideoDecodeError, open_video, resolve_backend
+from ila.data.sampling import eval_indices, train_indices
+from ila.data.transforms import EvalTransform, TrainTransform
+from ila.paths import project_root
+
+log = logging.getLogger(__name__)
+
+
+class BadDataError(RuntimeError):
+    """Too many listed videos are missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class BadSample:
+    index: int
+    path: str
+    reason: str
+
+
+def clip_seed(seed: int, epoch: int, index: int) -> int:
+    """Seed of one training clip's randomness: independent of worker count, so runs resume exactly."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def resolve_root(root: str | Path) -> Path:
+    root = Path(root)
+    return root if root.is_absolute() else project_root() / root
+
+
+class VideoDataset(Dataset):
+    """Videos listed in a Kinetics-format file; ``train=True`` gives augmented single views, else test views.
+
+    Items are dicts ``{"video", "label", "index"}``: ``video`` is ``[T, 3, S, S]`` for training and
+    ``[V, T, 3, S, S]`` for testing, with ``V = test_clips * test_crops`` views in clip-major order.
+    """
+
+    def __init__(self, cfg: DataConfig, split: str, train: bool | None = None, seed: int = 0):
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        self.cfg = cfg
+        self.split = split
+        self.train = (split == "train") if train is None else train
+        self.seed = seed
+        self.epoch = 0
+        self.backend = resolve_backend(cfg.reader)
+        root = resolve_root(cfg.root)
+        self.classes: list[ClassInfo] = read_labels(root / cfg.labels)
+        listed = read_video_list(root / (cfg.train_list if split == "train" else cfg.val_list), len(self.classes), root)
+        self.flip_map = self._flip_map()
+        self.num_listed = len(listed)
+        self.bad: dict[str, str] = {}
+        self.records: list[VideoRecord] = []
+        for rec in listed:
+            reason = _missing_or_empty(rec.path)
+            if reason:
+                self._note_bad(str(rec.path), reason)
+            else:
+                self.records.append(rec)
+        self._check_bad_fraction()
+        if self.train:
+            self.transform = TrainTransform(cfg.input_size, cfg.short_side, cfg.augment, flip=cfg.hflip != "off")
+        else:
+            self.eval_transform = EvalTransform(cfg.input_size, cfg.short_side, cfg.test_crops)
+
+    # ------------------------------------------------------------------ labels
+
+    def _flip_map(self) -> list[int] | None:
+        mirrored = [c for c in self.classes if c.flip_to is not None and c.flip_to != c.id]
+        if self.cfg.hflip == "on" and mirrored:
+            names = ", ".join(f"{c.name!r}->{self.classes[c.flip_to].name!r}" for c in mirrored[:3])
+            raise ConfigError(
+                f"data.hflip: 'on' would flip direction-labelled classes without fixing their labels ({names}); "
+                "use 'remap' to map each flipped clip to its mirror class, or 'off'"
+            )
+        if self.cfg.hflip != "remap":
+            return None
+        if all(c.flip_to is None for c in self.classes):
+            raise ConfigError(
+                f"data.hflip: 'remap' needs a flip_to column in {self.cfg.labels}; use 'on' if flipping never "
+                "changes a class, or 'off'"
+            )
+        return [c.id if c.flip_to is None else c.flip_to for c in self.classes]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    # ------------------------------------------------------------------ bad input
+
+    def _note_bad(self, path: str, reason: str) -> None:
+        if path not in self.bad:
+            log.warning("skipping unreadable video %s: %s", path, reason)
+            self.bad[path] = reason
+
+    def _check_bad_fraction(self) -> None:
+        frac = len(self.bad) / max(1, self.num_listed)
+        if frac > self.cfg.max_bad_fraction:
+            shown = "\n".join(f"  {p}: {r}" for p, r in list(self.bad.items())[:10])
+            raise BadDataError(
+                f"{len(self.bad)} of {self.num_listed} videos in the {self.split} list are missing or unreadable "
+                f"({frac:.1%} > data.max_bad_fraction={self.cfg.max_bad_fraction:.1%}):\n{shown}"
+            )
+
+    def record_bad(self, sample: BadSample) -> None:
+        """Count a video that failed to decode in a worker; raises once the threshold is passed."""
+        self._note_bad(sample.path, sample.reason)
+        self._check_bad_fraction()
+
+    # ------------------------------------------------------------------ items
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | BadSample:
+        rec = self.records[index]
+        try:
+            reader = open_video(rec.path, self.backend)
+            n = len(reader)
+            label = rec.label
+            if self.train:
+                g = torch.Generator().manual_seed(clip_seed(self.seed, self.epoch, index))
+                idx = train_indices(n, self.cfg.num_frames, self.cfg.sampling, g)
+                clip = torch.from_numpy(reader.get_frames(idx)).permute(0, 3, 1, 2)
+                video, flipped = self.transform(clip, g)
+                if flipped and self.flip_map is not None:
+                    label = self.flip_map[label]
+            else:
+                video = self._test_views(reader, n)
+        except VideoDecodeError as exc:
+            return BadSample(index, str(rec.path), str(exc))
+        return {"video": video, "label": label, "index": index}
+
+    def _test_views(self, reader, n: int) -> torch.Tensor:
+        t, clips = self.cfg.num_frames, self.cfg.test_clips
+        per_clip = [eval_indices(n, t, self.cfg.sampling, k, clips) for k in range(clips)]
+        frames = torch.from_numpy(reader.get_frames([i for idx in per_clip for i in idx])).permute(0, 3, 1, 2)
+        views = [self.eval_transform(frames[k * t : (k + 1) * t]) for k in range(clips)]  # each [crops, T, 3, S, S]
+        return torch.cat(views, dim=0)
+
+
+def _missing_or_empty(path: Path) -> str | None:
+    if not path.is_file():
+        return "file not found"
+    if path.stat().st_size == 0:
+        return "file is empty (0 bytes)"
+    return None
+
+
+def collate_clips(batch: list[dict[str, Any] | BadSample]) -> dict[str, Any]:
+    """Stack the good items; unreadable ones travel separately under ``"skipped"`` so the main process counts them."""
+    good = [b for b in batch if not isinstance(b, BadSample)]
+    out: dict[str, Any] = default_collate(good) if good else {}
+    out["skipped"] = [b for b in batch if isinstance(b, BadSample)]
+    return out
+
+
+def iterate_batches(loader: DataLoader) -> Iterator[dict[str, Any]]:
+    """Yield batches that hold at least one clip, recording skipped videos on the dataset (main process)."""
+    dataset: VideoDataset = loader.dataset  # type: ignore[assignment]
+    for batch in loader:
+        for sample in batch["skipped"]:
+            dataset.record_bad(sample)
+        if "video" in batch:
+            yield batch
+
+
+class ShardSampler(Sampler[int]):
+    """Evaluation sharding without padding: rank ``r`` of ``w`` gets indices ``r, r + w, ...``.
+
+    Unlike DistributedSampler it never repeats samples to even out shards, so summing counts across ranks counts
+    every video exactly once.
+    """
+
+    def __init__(self, length: int, world_size: int = 1, rank: int = 0):
+        self.length, self.world_size, self.rank = length, world_size, rank
+
+    def __iter__(self):
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def build_dataset(cfg: DataConfig, split: str, train: bool | None = None, seed: int = 0) -> VideoDataset:
+    return VideoDataset(cfg, split, train=train, seed=seed)
+
+
+def build_dataloader(
+    dataset: VideoDataset,
+    batch_size: int | None = None,
+    world_size: int = 1,
+    rank: int = 0,
+    epoch: int = 0,
+) -> DataLoader:
+    """Training loaders shuffle with a seed and epoch (identical order for any worker count, resumable);
+    evaluation loaders keep list order and shard without padding."""
+    cfg = dataset.cfg
+    batch_size = batch_size or cfg.batch_size
+    dataset.set_epoch(epoch)
+    if dataset.train:
+        sampler: Sampler[int] = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=dataset.seed, drop_last=False
+        )
+        sampler.set_epoch(epoch)
+    else:
+        sampler = ShardSampler(len(dataset), world_size, rank)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        collate_fn=collate_clips,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=dataset.train and len(sampler) >= batch_size,
+        # Workers are re-created each epoch so they see the dataset's current epoch.
+        persistent_workers=False,
+    )
