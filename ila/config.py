@@ -85,6 +85,38 @@ class DataConfig:
         return self.resize_short if self.resize_short is not None else int(round(self.input_size * 256 / 224))
 
 
+@dataclass
+class ModelConfig:
+    """A video model: a registered variant (``ila.models.list_variants()``) plus overrides of its defaults."""
+
+    variant: str = "ila"
+    backbone: str = "ViT-B-32"
+    # An open_clip pretrained tag (needs the hub), a local checkpoint path, or null for random initialisation.
+    pretrained: str | None = None
+    num_frames: int = 8
+    # Filled from the variant: the registered temporal operator and its options.
+    operator: str | None = None
+    operator_args: dict = field(default_factory=dict)
+    # 0-based indices of the blocks that get the operator; null = every block.
+    blocks: list[int] | None = None
+    head: Literal["text", "linear"] = "text"
+    prompt_generator: bool = True
+    mit: bool = False
+    freeze_visual: bool = False
+    freeze_text: bool = True
+    prompt_template: str = "a video of {}."
+    # Weight lambda of the alignment loss (Eq. 10) in the total loss.
+    align_loss_weight: float = 1.0
+
+    def validate(self, where: str = "model") -> None:
+        if self.num_frames < 1:
+            raise ConfigError(f"{where}.num_frames: expected a positive integer, got {self.num_frames}")
+        if self.align_loss_weight < 0:
+            raise ConfigError(f"{where}.align_loss_weight: expected >= 0, got {self.align_loss_weight}")
+        if "{}" not in self.prompt_template:
+            raise ConfigError(f"{where}.prompt_template: expected a '{{}}' placeholder for the class name")
+
+
 def _check_range(key: str, value: float, lo: float, hi: float) -> None:
     if not lo <= value <= hi:
         raise ConfigError(f"{key}: expected a number in [{lo}, {hi}], got {value}")

@@ -1,0 +1,266 @@
+"""Implicit Learnable Alignment as the paper describes it (§3), and its Average Pooling ablation.
+
+Per IST block: frames are paired, an :class:`AlignmentModule` predicts one *interactive point* per frame of each
+pair, a mask peaked at each point weights that frame's patch tokens (the aligned feature, Eq. 7), the aligned
+feature is mean-pooled into one *mutual-information (MI) token* per frame (Eq. 3a) that joins the frame's tokens
+for the spatial attention and is dropped before the MLP (Eq. 3b-4), and the alignment loss pulls the two pooled
+aligned features of a pair together (Eq. 9-10).
+
+Information crosses frames only through *where* the masks sit: the points are predicted from both frames of a pair.
+With the point head zero-initialised (as released) every point starts at the centre, so at initialisation each
+frame's MI token is a fixed centre-weighted mean of its own patch tokens: the model processes every frame on its
+own, exactly like the image model given one extra self-derived token (the test suite checks this).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
+
+# --------------------------------------------------------------------------- masks
+
+# Eq. 6 leaves the distance function and its parameters unspecified; these constants are the release's:
+# weight 1 within 0.25 of the point on each axis, then a linear ramp down with slope 1.5 (zero beyond ~0.92).
+MASK_FLAT = 0.25
+MASK_SLOPE = 1.5
+POINT_RANGE = 0.75  # points live in [-0.75, 0.75] of the [-1, 1] grid (tanh x 0.75)
+JITTER_OFFSETS = torch.tensor(
+    [[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0], [1, 1], [-1, -1], [1, -1], [-1, 1]], dtype=torch.float32
+)
+
+
+def axis_weights(coord: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-axis mask weights of points ``coord [...]`` on a ``size``-point grid over [-1, 1] -> ``[..., size]``."""
+    grid = torch.linspace(-1.0, 1.0, size, device=coord.device, dtype=coord.dtype)
+    dist = (grid - coord.unsqueeze(-1)).abs()
+    return torch.where(dist <= MASK_FLAT, torch.ones_like(dist), F.relu(1 - MASK_SLOPE * (dist - MASK_FLAT)))
+
+
+def interactive_masks(points: torch.Tensor, grid: tuple[int, int], jitter: float = 0.0) -> torch.Tensor:
+    """Masks ``[N, H, W]`` for points ``[N, 2]`` given as (x, y) in [-1, 1].
+
+    With ``jitter > 0`` (training) the point is also shifted by the 8 neighbouring offsets times ``jitter`` and the
+    nine masks are averaged, as in the release.
+    """
+    h, w = grid
+    if jitter > 0:
+        pts = points.unsqueeze(1) + JITTER_OFFSETS.to(points) * jitter  # [N, 9, 2]
+    else:
+        pts = points.unsqueeze(1)
+    mx = axis_weights(pts[..., 0], w)  # [N, k, W]
+    my = axis_weights(pts[..., 1], h)  # [N, k, H]
+    return (my.unsqueeze(-1) * mx.unsqueeze(-2)).mean(1)
+
+
+# --------------------------------------------------------------------------- alignment module
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 3, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class WindowAttentionInteraction(nn.Module):
+    """Table 8's alternative to the interaction convolutions: window self-attention over the paired maps."""
+
+    def __init__(self, cin: int, cout: int = 256, window: int = 7, heads: int = 8, layers: int = 2):
+        super().__init__()
+        self.window = window
+        self.proj = nn.Linear(cin, cout)
+        self.norms1 = nn.ModuleList(nn.LayerNorm(cout) for _ in range(layers))
+        self.attns = nn.ModuleList(nn.MultiheadAttention(cout, heads, batch_first=True) for _ in range(layers))
+        self.norms2 = nn.ModuleList(nn.LayerNorm(cout) for _ in range(layers))
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(cout, 4 * cout), nn.GELU(), nn.Linear(4 * cout, cout)) for _ in range(layers)
+        )
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = pairs.shape
+        ws = min(self.window, h, w)
+        x = self.proj(pairs.permute(0, 2, 3, 1))  # [N, H, W, C]
+        ph, pw = (-h) % ws, (-w) % ws
+        x = F.pad(x, (0, 0, 0, pw, 0, ph))
+        hp, wp, c = h + ph, w + pw, x.shape[-1]
+        win = x.reshape(n, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
+        for ln1, attn, ln2, mlp in zip(self.norms1, self.attns, self.norms2, self.mlps):
+            y = ln1(win)
+            win = win + attn(y, y, y, need_weights=False)[0]
+            win = win + mlp(ln2(win))
+        x = win.reshape(n, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, c)
+        return x[:, :h, :w].permute(0, 3, 1, 2)
+
+
+class AlignmentModule(nn.Module):
+    """Predicts two interactive points from a pair of frame token maps (Eq. 5).
+
+    Interaction stage (``conv_stack``): ``k400`` — depthwise 3x3 on the 2D concatenated channels, pointwise to 256,
+    3x3 256->256 (each + BN + ReLU), as released for Kinetics; ``ssv2`` — a full 3x3 2D->256 first stage and two
+    extra 3x3 conv + BN + ReLU layers (paper appendix); or window attention (``operator='window_attention'``,
+    Table 8). Point head as released: two 3x3 conv + BN + max-pool 2 + ReLU, global max pool, two grouped 1x1
+    layers, tanh, x 0.75; its last layer is zero-initialised so both points start at the centre.
+
+    Returns the points ``[N, 4]`` = (x, y) in the first frame, (x, y) in the second, and the interaction features
+    ``[N, 256, H, W]`` (the released variant injects them).
+    """
+
+    def __init__(
+        self,
+        width: int,
+        operator: Literal["conv2d", "window_attention"] = "conv2d",
+        conv_stack: Literal["k400", "ssv2"] = "k400",
+        hidden: int = 256,
+    ):
+        super().__init__()
+        cin = 2 * width
+        if operator == "window_attention":
+            self.interaction: nn.Module = nn.Sequential(WindowAttentionInteraction(cin, hidden), nn.ReLU())
+        elif operator != "conv2d":
+            raise ValueError(f"alignment operator must be 'conv2d' or 'window_attention', got {operator!r}")
+        elif conv_stack == "k400":
+            self.interaction = nn.Sequential(
+                *_conv_bn_relu(cin, cin, 3, groups=cin), *_conv_bn_relu(cin, hidden, 1), *_conv_bn_relu(hidden, hidden)
+            )
+        elif conv_stack == "ssv2":
+            self.interaction = nn.Sequential(
+                *_conv_bn_relu(cin, hidden), *_conv_bn_relu(hidden, hidden),
+                *_conv_bn_relu(hidden, hidden), *_conv_bn_relu(hidden, hidden),
+            )  # fmt: skip
+        else:
+            raise ValueError(f"conv_stack must be 'k400' or 'ssv2', got {conv_stack!r}")
+        half = hidden // 2
+        # ceil_mode keeps tiny grids (the embedded default's 4x4) from pooling to nothing.
+        self.point_convs = nn.Sequential(
+            nn.Conv2d(hidden, half, 3, padding=1), nn.BatchNorm2d(half), nn.MaxPool2d(2, ceil_mode=True), nn.ReLU(),
+            nn.Conv2d(half, half, 3, padding=1), nn.BatchNorm2d(half), nn.MaxPool2d(2, ceil_mode=True), nn.ReLU(),
+            nn.AdaptiveMaxPool2d(1),
+        )  # fmt: skip
+        self.point_head = nn.Sequential(
+            nn.Conv1d(half, half // 2, 1, groups=2), nn.ReLU(), nn.Conv1d(half // 2, 4, 1, groups=2), nn.Tanh()
+        )
+        nn.init.zeros_(self.point_head[2].weight)
+        nn.init.zeros_(self.point_head[2].bias)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        interactive = self.interaction(torch.cat([first, second], dim=1))
+        pooled = self.point_convs(interactive).flatten(2)  # [N, C, 1]
+        points = self.point_head(pooled).squeeze(-1) * POINT_RANGE
+        return points, interactive
+
+
+# --------------------------------------------------------------------------- pairing
+
+
+def frame_pairs(num_frames: int, strategy: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Pairs ``(i, j)`` to align, and for each frame the ``(pair, side)`` whose aligned feature it uses.
+
+    ``adjacent`` (the paper): pairs (t, t+1); frame t uses its side of pair (t, t+1) (§3.2), and the last frame,
+    which has no successor, uses its side of the last pair. ``first`` / ``middle`` (Table 6): every other frame is
+    paired with the anchor and uses its own side; the anchor uses its side of the pair with its nearest frame.
+    """
+    t = num_frames
+    if t < 2:
+        raise ValueError("ILA needs at least 2 frames")
+    if strategy == "adjacent":
+        pairs = [(i, i + 1) for i in range(t - 1)]
+        use = [(i, 0) for i in range(t - 1)] + [(t - 2, 1)]
+        return pairs, use
+    if strategy in ("first", "middle"):
+        anchor = 0 if strategy == "first" else t // 2
+        others = [i for i in range(t) if i != anchor]
+        pairs = [(i, anchor) for i in others]
+        nearest = min(range(len(others)), key=lambda k: (abs(others[k] - anchor), others[k]))
+        use = [(nearest, 1) if f == anchor else (others.index(f), 0) for f in range(t)]
+        return pairs, use
+    raise ValueError(f"aligning strategy must be 'adjacent', 'first' or 'middle', got {strategy!r}")
+
+
+def to_maps(patches: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """``[..., HW, D]`` -> ``[..., D, H, W]``."""
+    *lead, hw, d = patches.shape
+    return patches.transpose(-1, -2).reshape(*lead, d, *grid)
+
+
+def alignment_loss(pooled_a: torch.Tensor, pooled_b: torch.Tensor) -> torch.Tensor:
+    """Eq. 9-10 for one block: 1 - cosine similarity of the pooled aligned features, averaged over pairs."""
+    return (1 - F.cosine_similarity(pooled_a, pooled_b, dim=-1)).mean()
+
+
+# --------------------------------------------------------------------------- operators
+
+
+@register_operator("ila")
+class ILAOperator(TemporalOperator):
+    """The paper's IST block hook.
+
+    Options: ``strategy`` adjacent | first | middle (Table 6); ``operator`` conv2d | window_attention (Table 8);
+    ``mi_token`` pool_concat (the paper) | add (element-wise addition of the aligned feature to the frame's
+    patch tokens) | concat_all (all aligned tokens appended, 2x tokens in attention) (Table 9); ``conv_stack``
+    k400 | ssv2; ``jitter`` the training-time point jitter (0 disables; the trainer may decay it); ``hidden`` the
+    interaction channels (256 as released).
+    """
+
+    def __init__(
+        self,
+        ctx: BlockContext,
+        strategy: Literal["adjacent", "first", "middle"] = "adjacent",
+        operator: Literal["conv2d", "window_attention"] = "conv2d",
+        mi_token: Literal["pool_concat", "add", "concat_all"] = "pool_concat",
+        conv_stack: Literal["k400", "ssv2"] = "k400",
+        jitter: float = 0.2,
+        hidden: int = 256,
+    ):
+        super().__init__()
+        if mi_token not in ("pool_concat", "add", "concat_all"):
+            raise ValueError(f"mi_token must be 'pool_concat', 'add' or 'concat_all', got {mi_token!r}")
+        self.grid = ctx.grid
+        self.strategy, self.mi_token, self.jitter = strategy, mi_token, float(jitter)
+        frame_pairs(ctx.num_frames, strategy)  # validate early
+        self.align = AlignmentModule(ctx.width, operator, conv_stack, hidden)
+
+    def aligned_features(self, patches: torch.Tensor):
+        """Aligned features per pair side and the per-pair points. ``patches``: ``[B, T, HW, D]``."""
+        b, t, hw, d = patches.shape
+        pairs, use = frame_pairs(t, self.strategy)
+        i = torch.tensor([p[0] for p in pairs], device=patches.device)
+        j = torch.tensor([p[1] for p in pairs], device=patches.device)
+        first, second = patches[:, i], patches[:, j]  # [B, P, HW, D]
+        p = len(pairs)
+        points, _ = self.align(to_maps(first, self.grid).flatten(0, 1), to_maps(second, self.grid).flatten(0, 1))
+        jitter = self.jitter if self.training else 0.0
+        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1)
+        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1)
+        aligned = torch.stack([mask_a * first, mask_b * second], dim=2)  # [B, P, 2, HW, D]
+        pair_idx = torch.tensor([u[0] for u in use], device=patches.device)
+        side_idx = torch.tensor([u[1] for u in use], device=patches.device)
+        per_frame = aligned[:, pair_idx, side_idx]  # [B, T, HW, D]
+        return aligned, per_frame, points.reshape(b, p, 4)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
+        cls, patches = split_frames(x, num_frames)
+        aligned, per_frame, _ = self.aligned_features(patches)
+        # The release pools with a sum for the loss; cosine similarity does not care about the scale.
+        loss = alignment_loss(aligned[:, :, 0].sum(2), aligned[:, :, 1].sum(2))
+        bt, n, d = x.shape
+        if self.mi_token == "pool_concat":
+            # Eq. 3a: the mean over positions; ln_1 normalises the token before attention, so mean vs sum is moot.
+            return OperatorOutput(x, extra=per_frame.mean(2).reshape(bt, 1, d), aux_loss=loss)
+        if self.mi_token == "add":
+            patches = patches + per_frame
+            return OperatorOutput(torch.cat([cls, patches], dim=2).reshape(bt, n, d), aux_loss=loss)
+        return OperatorOutput(x, extra=per_frame.reshape(bt, n - 1, d), aux_loss=loss)
+
+
+@register_operator("avg_pool")
+class AveragePoolOperator(TemporalOperator):
+    """Table 4's "CLIP + Average Pooling": the MI token without alignment, the plain mean of the frame's patches."""
+
+    def __init__(self, ctx: BlockContext):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
+        return OperatorOutput(x, extra=x[:, 1:].mean(1, keepdim=True))
+

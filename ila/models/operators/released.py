@@ -1,0 +1,69 @@
+"""ILA as the authors released it (Francis-Rings/ILA, Kinetics branch), where it departs from the paper.
+
+Per block: tokens pass a new Linear + LayerNorm ("message" features); adjacent pairs go through the alignment
+module; the interaction features (two 128-channel halves per pair) are merged per frame (first frame: the first
+pair's earlier half; last frame: the last pair's later half; others: the mean of the two pairs they belong to), run
+through a Conv3d with kernel (3, 1, 1) over time and a Linear back to the width; the masked (aligned) token maps
+are merged per frame the same way. Both are *added* to every token through zero-initialised Linear layers, so at
+initialisation the block computes exactly what the image block computes. No MI token is concatenated.
+The MIT head and the frozen backbone are model-level options set by the ``ila_released`` variant.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
+from ila.models.operators.ila import AlignmentModule, alignment_loss, interactive_masks, to_maps
+
+
+def merge_pair_sides(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Per-frame features from per-pair sides of adjacent pairs ``[B, P, ...]`` -> ``[B, P+1, ...]``."""
+    middle = (first[:, 1:] + second[:, :-1]) / 2
+    return torch.cat([first[:, :1], middle, second[:, -1:]], dim=1)
+
+
+@register_operator("ila_released")
+class ReleasedILAOperator(TemporalOperator):
+    def __init__(self, ctx: BlockContext, conv_stack: str = "k400", jitter: float = 0.2, hidden: int = 256):
+        super().__init__()
+        d = ctx.width
+        self.grid, self.jitter, self.half = ctx.grid, float(jitter), hidden // 2
+        self.message_fc = nn.Linear(d, d)
+        self.message_ln = nn.LayerNorm(d)
+        self.align = AlignmentModule(d, "conv2d", conv_stack, hidden)
+        self.temporal_conv = nn.Conv3d(self.half, self.half, kernel_size=(3, 1, 1), padding=(1, 0, 0))
+        self.interactive_fc = nn.Linear(self.half, d)
+        self.skip_align_fc = nn.Linear(d, d)
+        self.skip_interactive_fc = nn.Linear(d, d)
+        for layer in (self.skip_align_fc, self.skip_interactive_fc):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
+        bt, n, d = x.shape
+        b, t = bt // num_frames, num_frames
+        msg = self.message_ln(self.message_fc(x))
+        cls, patches = split_frames(msg, t)  # [B, T, 1, D], [B, T, HW, D]
+        first, second = patches[:, :-1], patches[:, 1:]
+        p, hw = t - 1, n - 1
+        points, inter = self.align(to_maps(first, self.grid).flatten(0, 1), to_maps(second, self.grid).flatten(0, 1))
+        # Interaction features: the earlier frame's half and the later frame's half of each pair.
+        inter = inter.reshape(b, p, 2, self.half, *self.grid)
+        per_frame = merge_pair_sides(inter[:, :, 0], inter[:, :, 1])  # [B, T, C, H, W]
+        per_frame = self.temporal_conv(per_frame.transpose(1, 2)).transpose(1, 2)
+        inter_tokens = self.interactive_fc(per_frame.flatten(3).transpose(-1, -2))  # [B, T, HW, D]
+        inter_tokens = torch.cat([cls, inter_tokens], dim=2).reshape(bt, n, d)
+
+        jitter = self.jitter if self.training else 0.0
+        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1)
+        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1)
+        aligned_a, aligned_b = mask_a * first, mask_b * second
+        loss = alignment_loss(aligned_a.sum(2), aligned_b.sum(2))
+        with_cls_a = torch.cat([cls[:, :-1], aligned_a], dim=2)
+        with_cls_b = torch.cat([cls[:, 1:], aligned_b], dim=2)
+        aligned = merge_pair_sides(with_cls_a, with_cls_b).reshape(bt, n, d)
+
+        x = x + self.skip_align_fc(aligned) + self.skip_interactive_fc(inter_tokens)
+        return OperatorOutput(x, aux_loss=loss)
