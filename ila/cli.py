@@ -46,11 +46,48 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_flops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "flops",
+        help="GFLOPs per view and parameter counts of model variants",
+        description="Multiply-adds per view (one video [1,T,3,H,W] + one text, fvcore convention), counted on the "
+        "meta device, and parameter counts.",
+    )
+    p.add_argument("--variant", action="append", help="model variant (repeatable; default: all registered)")
+    p.add_argument("--backbone", default="ViT-B-32")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override")
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.set_defaults(func=_run_flops)
+
+
+def _run_flops(args: argparse.Namespace) -> int:
+    import json
+
+    from ila.config import apply_overrides
+    from ila.models import list_variants
+    from ila.models.flops import model_cost
+
+    variants = args.variant or list_variants()
+    if not args.json:
+        print(f"{'variant':16} {'GFLOPs/view':>12} {'params (M)':>11} {'trainable (M)':>14} {'operator (M)':>13}")
+    for v in variants:
+        cfg = apply_overrides({"variant": v, "backbone": args.backbone, "num_frames": args.frames}, args.set)
+        cost = model_cost(cfg)
+        if args.json:
+            print(json.dumps({"variant": v, **dataclasses.asdict(cost)}))
+        else:
+            print(f"{v:16} {cost.gflops:12.2f} {cost.params_total / 1e6:11.2f} {cost.params_trainable / 1e6:14.2f} "
+                  f"{cost.params_operator / 1e6:13.2f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ila", description="ILA reproduction suite")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_synth(sub)
+    _add_flops(sub)
     return parser
 
 

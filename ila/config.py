@@ -184,7 +184,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         item_tp = args[0] if args else Any
         items = [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return dict(value)

@@ -6,7 +6,10 @@ any field. Every ablation row resolves to a variant plus overrides, and the test
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping
+
+import torch
 
 from ila.config import ConfigError, ModelConfig, build, to_dict
 from ila.models.backbone import build_clip, tokenizer_for
@@ -61,8 +64,14 @@ def resolve_model_config(data: Mapping[str, Any] | ModelConfig | None = None, wh
 
 
 def create_model(cfg: Mapping[str, Any] | ModelConfig, class_names: list[str], device: str | None = None) -> VideoCLIP:
+    """The video model for ``cfg`` with a head over ``class_names``; ``device='meta'`` builds it without weights."""
     cfg = resolve_model_config(cfg)
     clip = build_clip(cfg.backbone, cfg.pretrained, device=device)
+    with torch.device(device) if device else contextlib.nullcontext():
+        return _assemble(cfg, clip, class_names)
+
+
+def _assemble(cfg: ModelConfig, clip, class_names: list[str]) -> VideoCLIP:
     return VideoCLIP(
         clip,
         tokenizer_for(cfg.backbone),
