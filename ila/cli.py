@@ -82,20 +82,67 @@ def _run_flops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    for name, helptext in (("train", "train a run, then evaluate it"), ("evaluate", "evaluate a run's checkpoint")):
+        p = sub.add_parser(name, help=helptext, description=f"{helptext}. Config: a YAML file plus key=value "
+                           "overrides (e.g. train.steps=100 model.variant=ila); the resolved config is saved in "
+                           "the run's output_dir. Use torchrun --nproc_per_node N -m ila.cli ... for several GPUs.")
+        p.add_argument("config", nargs="?", help="YAML run config")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+        if name == "train":
+            p.add_argument("--no-resume", dest="resume", action="store_false",
+                           help="start from scratch even if the run has a checkpoint")
+        else:
+            p.add_argument("--checkpoint", help="checkpoint file (default: <output_dir>/checkpoints/last.pt)")
+        p.set_defaults(func=_run_train if name == "train" else _run_evaluate)
+
+
+def _load(args: argparse.Namespace):
+    from ila.config import load_run_config
+
+    config, overrides = args.config, list(args.overrides)
+    if config and "=" in config and not config.endswith((".yaml", ".yml")):
+        config, overrides = None, [config, *overrides]
+    return load_run_config(config, overrides)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from ila.engine.train import train
+
+    metrics = train(_load(args), resume=args.resume)
+    print(f"top1={metrics['top1']:.4f} top5={metrics['top5']:.4f} videos={metrics['num_videos']}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from ila.engine.train import evaluate
+
+    metrics = evaluate(_load(args), args.checkpoint)
+    print(f"top1={metrics['top1']:.4f} top5={metrics['top5']:.4f} videos={metrics['num_videos']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ila", description="ILA reproduction suite")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_synth(sub)
     _add_flops(sub)
+    _add_run_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ila.config import ConfigError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"ila {args.command}: config error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

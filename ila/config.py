@@ -117,6 +117,97 @@ class ModelConfig:
             raise ConfigError(f"{where}.prompt_template: expected a '{{}}' placeholder for the class name")
 
 
+@dataclass
+class OptimConfig:
+    """AdamW with a cosine schedule stepped per iteration (paper appendix, Table 14; K400 defaults)."""
+
+    lr: float = 8e-6  # base learning rate: the CLIP weights
+    new_lr_mult: float = 10.0  # parameters the model adds get lr x this
+    min_lr: float = 8e-8
+    warmup_steps: int = 0
+    weight_decay: float = 0.003
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    grad_clip: float | None = 1.0
+
+    def validate(self, where: str = "train.optim") -> None:
+        for name in ("lr", "min_lr", "weight_decay", "eps", "new_lr_mult"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"{where}.warmup_steps: expected >= 0, got {self.warmup_steps}")
+        if len(self.betas) != 2:
+            raise ConfigError(f"{where}.betas: expected two numbers, got {self.betas}")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 50000  # optimiser steps (the paper: 50 000 at batch 256)
+    accum_steps: int = 1  # micro-batches per optimiser step (effective batch = data.batch_size x world x this)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    label_smoothing: float = 0.1
+    mixup: float = 0.8  # mixup alpha; 0 disables
+    cutmix: float = 1.0  # cutmix alpha; 0 disables
+    mixup_switch_prob: float = 0.5
+    # Point jitter of ILA operators: halved every `jitter_halve_every` steps from `jitter_decay_start` (release:
+    # every epoch from epoch 30); null keeps it constant.
+    jitter_decay_start: int | None = None
+    jitter_halve_every: int | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    threads: int | None = None  # torch threads; null: from the job's CPU allotment
+    log_every: int = 20  # steps between metric flushes
+    checkpoint_every: int = 500
+    eval_batch_size: int | None = None
+
+    def validate(self, where: str = "train") -> None:
+        for name in ("steps", "accum_steps", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: expected a positive integer, got {getattr(self, name)}")
+        for name in ("mixup", "cutmix", "label_smoothing"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name}: expected >= 0, got {getattr(self, name)}")
+        self.optim.validate(f"{where}.optim")
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    # null: $MLFLOW_TRACKING_URI, else sqlite:///<project root>/mlflow.db
+    uri: str | None = None
+    experiment: str = "ila"
+    run_name: str | None = None  # null: the run directory's name
+    tags: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """One training run and its evaluation: everything ``ila train`` / ``ila evaluate`` need."""
+
+    seed: int = 0
+    output_dir: str = "results/runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """A YAML file plus ``key=value`` overrides -> a validated :class:`RunConfig` (model variant defaults applied)."""
+    data = load_yaml(path) if path else {}
+    apply_overrides(data, overrides or [])
+    return resolve_run_config(data)
+
+
+def resolve_run_config(data: Mapping[str, Any]) -> RunConfig:
+    from ila.models.factory import resolve_model_config  # the variant registry lives with the models
+
+    data = dict(data)
+    model = resolve_model_config(data.pop("model", None), "model")
+    cfg = build(RunConfig, data)
+    cfg.model = model
+    return cfg
+
+
 def _check_range(key: str, value: float, lo: float, hi: float) -> None:
     if not lo <= value <= hi:
         raise ConfigError(f"{key}: expected a number in [{lo}, {hi}], got {value}")
@@ -199,6 +290,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '2e-3' (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(value, str):
             return value

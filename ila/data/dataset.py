@@ -206,6 +206,22 @@ class ShardSampler(Sampler[int]):
         return len(range(self.rank, self.length, self.world_size))
 
 
+class SkipSampler(Sampler[int]):
+    """Drops the first ``skip`` indices of another sampler: resuming mid-epoch without decoding the skipped clips."""
+
+    def __init__(self, sampler: Sampler[int], skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            next(it, None)
+        return it
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
 def build_dataset(cfg: DataConfig, split: str, train: bool | None = None, seed: int = 0) -> VideoDataset:
     return VideoDataset(cfg, split, train=train, seed=seed)
 
@@ -216,17 +232,22 @@ def build_dataloader(
     world_size: int = 1,
     rank: int = 0,
     epoch: int = 0,
+    skip_batches: int = 0,
 ) -> DataLoader:
     """Training loaders shuffle with a seed and epoch (identical order for any worker count, resumable);
     evaluation loaders keep list order and shard without padding."""
     cfg = dataset.cfg
     batch_size = batch_size or cfg.batch_size
     dataset.set_epoch(epoch)
+    full = 0
     if dataset.train:
         sampler: Sampler[int] = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=dataset.seed, drop_last=False
         )
         sampler.set_epoch(epoch)
+        full = len(sampler)
+        if skip_batches:
+            sampler = SkipSampler(sampler, skip_batches * batch_size)
     else:
         sampler = ShardSampler(len(dataset), world_size, rank)
     return DataLoader(
@@ -236,7 +257,7 @@ def build_dataloader(
         num_workers=cfg.num_workers,
         collate_fn=collate_clips,
         pin_memory=torch.cuda.is_available(),
-        drop_last=dataset.train and len(sampler) >= batch_size,
+        drop_last=dataset.train and full >= batch_size,
         # Workers are re-created each epoch so they see the dataset's current epoch.
         persistent_workers=False,
     )

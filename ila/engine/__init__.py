@@ -1,0 +1,1 @@
+"""Training and evaluation engine: recipe, multi-process (torchrun) support, checkpoints, tracking."""

@@ -1,0 +1,294 @@
+"""``ila train`` / ``ila evaluate``: the paper's recipe on one CPU or N GPUs (torchrun), resumable.
+
+Recipe (appendix, Table 14): AdamW (0.9, 0.98), weight decay on matrices only, cosine schedule with linear warmup
+stepped per optimiser step down to a minimum lr (timm), CLIP weights at the base lr and new parameters at 10x,
+gradient clipping and accumulation, mixup/cutmix with label smoothing (timm), alignment loss weight lambda.
+
+Resumption is exact on CPU: a clip's augmentation depends only on (seed, epoch, index), the per-epoch order only
+on (seed, epoch), and the checkpoint carries weights, optimiser state, position in the epoch and every RNG state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from timm.scheduler import CosineLRScheduler
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ila.config import RunConfig, to_dict
+from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
+from ila.engine import checkpoint as ckpt
+from ila.engine.distributed import DistInfo, job_threads, setup, teardown
+from ila.engine.evaluate import metrics_for_mlflow, run_evaluation, write_metrics
+from ila.engine.tracking import Tracker
+from ila.models import create_model
+from ila.models.video_clip import VideoCLIP
+from ila.paths import project_root
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def run_dir_of(cfg: RunConfig) -> Path:
+    p = Path(cfg.output_dir)
+    return p if p.is_absolute() else project_root() / p
+
+
+def _attach_log_file(run_dir: Path, name: str, info: DistInfo) -> logging.Handler | None:
+    if not info.is_main:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / name)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    return handler
+
+
+def _autocast_dtype(cfg: RunConfig, info: DistInfo):
+    if cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and info.device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def _configure_speed(cfg: RunConfig, info: DistInfo) -> None:
+    torch.set_num_threads(job_threads(cfg.train.threads))
+    if info.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def build_optimizer(model: VideoCLIP, cfg: RunConfig) -> torch.optim.Optimizer:
+    o = cfg.train.optim
+    groups = []
+    for name, params in model.param_groups().items():
+        lr = o.lr * (o.new_lr_mult if name == "new" else 1.0)
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]  # biases, norms, scales: no weight decay
+        groups += [
+            {"params": decay, "lr": lr, "weight_decay": o.weight_decay, "group": name},
+            {"params": no_decay, "lr": lr, "weight_decay": 0.0, "group": name},
+        ]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise ValueError("the model has no trainable parameters")
+    return torch.optim.AdamW(groups, betas=tuple(o.betas), eps=o.eps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig) -> CosineLRScheduler:
+    o = cfg.train.optim
+    return CosineLRScheduler(
+        optimizer,
+        t_initial=cfg.train.steps,
+        lr_min=o.min_lr,
+        warmup_t=o.warmup_steps,
+        warmup_lr_init=0.0,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+
+
+def _jitter_at(step: int, cfg: RunConfig, base: float) -> float:
+    t = cfg.train
+    if t.jitter_decay_start is None or t.jitter_halve_every is None or step < t.jitter_decay_start:
+        return base
+    return base * 0.5 ** (1 + (step - t.jitter_decay_start) // t.jitter_halve_every)
+
+
+def _set_jitter(model: VideoCLIP, value_by_op: dict[str, float], step: int, cfg: RunConfig) -> None:
+    for key, op in model.video_vit.operators.items():
+        if hasattr(op, "jitter"):
+            op.jitter = _jitter_at(step, cfg, value_by_op[key])
+
+
+def train(cfg: RunConfig, resume: bool = True) -> dict[str, Any]:
+    """Train, checkpoint, evaluate; returns the final metrics (rank 0 writes ``metrics.json``)."""
+    info = setup()
+    run_dir = run_dir_of(cfg)
+    handler = _attach_log_file(run_dir, "train.log", info)
+    tracker = Tracker(cfg.tracking, run_dir, active=info.is_main, flush_every=cfg.train.log_every)
+    status = "FAILED"
+    try:
+        metrics = _train(cfg, info, run_dir, tracker, resume)
+        status = "FINISHED"
+        return metrics
+    finally:
+        tracker.end(status)
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        teardown(info)
+
+
+def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resume: bool) -> dict[str, Any]:
+    _configure_speed(cfg, info)
+    torch.manual_seed(cfg.seed)  # model initialisation: the same on every rank
+    np.random.seed(cfg.seed + info.rank)  # mixup / cutmix draws (timm uses numpy's global generator)
+    random.seed(cfg.seed + info.rank)
+    if info.is_main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    train_set = VideoDataset(cfg.data, "train", seed=cfg.seed)
+    model = create_model(cfg.model, train_set.class_names).to(info.device)
+    base_jitter = {k: getattr(op, "jitter", 0.0) for k, op in model.video_vit.operators.items()}
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    tcfg = cfg.train
+    num_classes = len(train_set.classes)
+    mixup = None
+    if tcfg.mixup > 0 or tcfg.cutmix > 0:
+        mixup = Mixup(mixup_alpha=tcfg.mixup, cutmix_alpha=tcfg.cutmix, switch_prob=tcfg.mixup_switch_prob,
+                      label_smoothing=tcfg.label_smoothing, num_classes=num_classes)
+    soft_ce = SoftTargetCrossEntropy()
+
+    step, epoch, batch_in_epoch = 0, 0, 0
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    if resume and ckpt_path.exists():
+        state = ckpt.load(ckpt_path, info.device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        ckpt.set_rng_state(state["rng"])
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt_path, step, epoch, batch_in_epoch)
+    tracker.start(cfg, {"dataset": Path(cfg.data.root).name, "variant": cfg.model.variant,
+                        "backbone": cfg.model.backbone, "world_size": str(info.world_size)})
+
+    ddp = DistributedDataParallel(model, device_ids=[info.local_rank] if info.device.type == "cuda" else None) \
+        if info.distributed else model
+    autocast_dtype = _autocast_dtype(cfg, info)
+
+    def save() -> None:
+        if info.is_main:
+            ckpt.save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                              "epoch": epoch, "batch_in_epoch": batch_in_epoch, "rng": ckpt.rng_state(),
+                              "config": to_dict(cfg)}, ckpt_path)
+
+    bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {run_dir.name}", unit="step",
+               disable=None if info.is_main else True)
+    window = {"loss": 0.0, "ce": 0.0, "align": 0.0, "clips": 0, "wait": 0.0, "total": 0.0, "n": 0}
+    model.train()
+    micro = 0
+    while step < tcfg.steps:
+        loader = build_dataloader(train_set, world_size=info.world_size, rank=info.rank, epoch=epoch,
+                                  skip_batches=batch_in_epoch)
+        t_wait = time.perf_counter()
+        for batch in iterate_batches(loader):
+            t_ready = time.perf_counter()
+            video = batch["video"].to(info.device, non_blocking=True)
+            labels = batch["label"].to(info.device)
+            if mixup is not None and video.shape[0] % 2 == 0:
+                b, t = video.shape[:2]
+                flat, target = mixup(video.flatten(1, 2), labels)  # cutmix boxes on the spatial dims, all frames
+                video = flat.reshape(b, t, *video.shape[2:])
+            else:
+                target = None
+            _set_jitter(model, base_jitter, step, cfg)
+            sync = nullcontext() if not info.distributed or micro + 1 == tcfg.accum_steps else ddp.no_sync()
+            with sync:
+                with torch.autocast(info.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    out = ddp(video)
+                    logits = out.logits.float()
+                    ce = soft_ce(logits, target) if target is not None else \
+                        F.cross_entropy(logits, labels, label_smoothing=tcfg.label_smoothing)
+                    loss = ce + cfg.model.align_loss_weight * out.aux_loss.float()
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"non-finite training loss ({loss.item()}) at step {step + 1} (epoch {epoch}); the last good "
+                        f"checkpoint {ckpt_path} is kept. Lower train.optim.lr or check the data."
+                    )
+                (loss / tcfg.accum_steps).backward()
+            micro += 1
+            batch_in_epoch += 1
+            window["loss"] += loss.item()
+            window["ce"] += ce.item()
+            window["align"] += out.aux_loss.item()
+            window["clips"] += video.shape[0] * info.world_size
+            window["n"] += 1
+            if micro < tcfg.accum_steps:
+                window["wait"] += t_ready - t_wait
+                window["total"] += time.perf_counter() - t_wait
+                t_wait = time.perf_counter()
+                continue
+            micro = 0
+            if tcfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.optim.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            scheduler.step_update(step)
+            window["wait"] += t_ready - t_wait
+            window["total"] += time.perf_counter() - t_wait
+            bar.update()
+            if step % tcfg.log_every == 0 or step == tcfg.steps:
+                n = max(window["n"], 1)
+                lrs = {g["group"]: g["lr"] for g in optimizer.param_groups}
+                row = {"train/loss": window["loss"] / n, "train/ce": window["ce"] / n,
+                       "train/align": window["align"] / n, "train/lr": lrs.get("clip", lrs.get("new")),
+                       "train/lr_new": lrs.get("new", 0.0),
+                       "train/clips_per_s": window["clips"] / max(window["total"], 1e-9),
+                       "train/data_wait_frac": window["wait"] / max(window["total"], 1e-9)}
+                tracker.log_metrics(row, step)
+                bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{row['train/lr']:.2e}")
+                log.info("step %d/%d %s", step, tcfg.steps, " ".join(f"{k}={v:.4g}" for k, v in row.items()))
+                window = dict.fromkeys(window, 0.0)
+                window["clips"] = window["n"] = 0
+            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
+                save()
+            t_wait = time.perf_counter()
+            if step >= tcfg.steps:
+                break
+        else:
+            epoch += 1
+            batch_in_epoch = 0
+            continue
+        break
+    bar.close()
+    metrics = run_evaluation(model, cfg, info, autocast_dtype)
+    metrics["train_steps"] = step
+    if info.is_main:
+        json_path, png = write_metrics(metrics, run_dir)
+        tracker.log_metrics(metrics_for_mlflow(metrics), step)
+        for path in (json_path, png, run_dir / "config.yaml"):
+            tracker.log_artifact(path)
+        log.info("top-1 %.4f top-5 %.4f on %d videos (%d skipped)", metrics["top1"], metrics["top5"],
+                 metrics["num_videos"], metrics["num_skipped"])
+    return metrics
+
+
+def evaluate(cfg: RunConfig, checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a run's final checkpoint (or the given one) and write ``metrics.json`` beside it."""
+    info = setup()
+    run_dir = run_dir_of(cfg)
+    handler = _attach_log_file(run_dir, "evaluate.log", info)
+    try:
+        _configure_speed(cfg, info)
+        path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint {path} not found: train the run first (ila train) or pass --checkpoint")
+        val = VideoDataset(cfg.data, "val", seed=cfg.seed)
+        model = create_model(cfg.model, val.class_names).to(info.device)
+        model.load_state_dict(ckpt.load(path, info.device)["model"])
+        metrics = run_evaluation(model, cfg, info, _autocast_dtype(cfg, info))
+        if info.is_main:
+            write_metrics(metrics, run_dir)
+        return metrics
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        teardown(info)

@@ -1,0 +1,146 @@
+"""Training/evaluation engine on the tiny synthetic preset (CPU, seconds)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ila.cli import main
+from ila.config import load_run_config
+from ila.engine import checkpoint as ckpt_mod
+from ila.engine import train as train_mod
+from ila.engine.train import NonFiniteLossError, evaluate, train
+
+
+def _cfg(root, out, *extra, steps=60):
+    return load_run_config(None, [
+        f"data.root={root}", "data.input_size=32", "data.num_frames=8", "data.hflip=remap", "data.batch_size=16",
+        "data.test_clips=2", "model.variant=baseline", "model.backbone=ILA-mini-32", f"train.steps={steps}",
+        "train.mixup=0", "train.cutmix=0", "train.label_smoothing=0", "train.optim.lr=2e-3", "train.optim.min_lr=1e-5",
+        "train.optim.new_lr_mult=1", "train.optim.warmup_steps=5", "train.log_every=5", "train.checkpoint_every=10",
+        "train.threads=1", f"output_dir={out}", f"tracking.uri=sqlite:///{out.parent / 'mlflow.db'}",
+        "tracking.experiment=tests", *extra,
+    ])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("engine") / "baseline"
+    cfg = _cfg(tiny_dataset, out)
+    return cfg, train(cfg), out
+
+
+def test_tiny_training_learns_static_classes(trained):
+    cfg, metrics, out = trained
+    assert metrics["num_videos"] == 36 and metrics["num_skipped"] == 0
+    assert metrics["top1_static"] > 1 / 3  # chance among the 3 static classes
+    # Frame averaging cannot order time-reversed twins.
+    assert metrics["twin_order_accuracy"] == pytest.approx(0.5, abs=0.15)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["top1"] == metrics["top1"] and len(saved["confusion_matrix"]) == 9
+    assert (out / "confusion_matrix.png").stat().st_size > 0
+    assert load_run_config(out / "config.yaml").train.steps == 60  # the resolved config is saved and reloads
+    assert "step 60/60" in (out / "train.log").read_text()
+
+
+def test_evaluate_is_deterministic(trained):
+    cfg, metrics, out = trained
+    again = evaluate(cfg)
+    assert again["confusion_matrix"] == metrics["confusion_matrix"] and again["top5"] == metrics["top5"]
+
+
+def test_two_process_gloo_evaluation_counts_every_video_once(trained, tmp_path):
+    cfg, metrics, out = trained
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "ila.cli", "evaluate", str(out / "config.yaml")]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    ddp = json.loads((out / "metrics.json").read_text())
+    assert ddp["num_videos"] == metrics["num_videos"]
+    assert ddp["confusion_matrix"] == metrics["confusion_matrix"]
+    assert ddp["top1"] == metrics["top1"] and ddp["top5"] == metrics["top5"]
+
+
+def test_mlflow_run_has_params_metrics_and_artifacts(trained):
+    from mlflow.tracking import MlflowClient
+
+    cfg, metrics, out = trained
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    exp = client.get_experiment_by_name("tests")
+    runs = client.search_runs([exp.experiment_id], f"attributes.run_name = '{out.name}'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.variant"] == "baseline" and run.data.params["train.steps"] == "60"
+    assert run.data.metrics["eval/top1"] == pytest.approx(metrics["top1"])
+    assert "train/loss" in run.data.metrics and "train/data_wait_frac" in run.data.metrics
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in history] == list(range(5, 61, 5))
+    assert run.data.tags["variant"] == "baseline" and "git_commit" in run.data.tags
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "confusion_matrix.png", "config.yaml"} <= names
+
+
+def _final_state(out):
+    return ckpt_mod.load(out / "checkpoints" / "last.pt")["model"]
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_dataset, tmp_path, monkeypatch):
+    extra = ["model.variant=ila", "train.mixup=0.8", "train.label_smoothing=0.1", "data.batch_size=8"]
+    full = train(_cfg(tiny_dataset, tmp_path / "full", *extra, steps=20))
+
+    real_save = ckpt_mod.save_atomic
+    saves = []
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        saves.append(obj["step"])
+        if obj["step"] == 10:
+            raise KeyboardInterrupt  # the job is killed right after its step-10 checkpoint
+
+    monkeypatch.setattr(train_mod.ckpt, "save_atomic", save_then_die)
+    cfg = _cfg(tiny_dataset, tmp_path / "cut", *extra, steps=20)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    assert saves == [10]
+    monkeypatch.setattr(train_mod.ckpt, "save_atomic", real_save)
+    resumed = train(cfg)  # resume is the default
+    assert ckpt_mod.load(tmp_path / "cut" / "checkpoints" / "last.pt")["step"] == 20
+    assert resumed["confusion_matrix"] == full["confusion_matrix"] and resumed["top5"] == full["top5"]
+    a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "cut")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    from ila.models.video_clip import VideoCLIP
+
+    real_forward = VideoCLIP.forward
+    calls = {"n": 0}
+
+    def poisoned(self, video):
+        out = real_forward(self, video)
+        calls["n"] += 1
+        if calls["n"] == 13:
+            out.logits = out.logits * float("nan")
+        return out
+
+    monkeypatch.setattr(VideoCLIP, "forward", poisoned)
+    cfg = _cfg(tiny_dataset, tmp_path / "nan", steps=20)
+    with pytest.raises(NonFiniteLossError, match="at step 13"):
+        train(cfg)
+    assert ckpt_mod.load(tmp_path / "nan" / "checkpoints" / "last.pt")["step"] == 10
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.stepz=3", "train.stepz: unknown key"),
+    ("train.optim.lr=fast", "train.optim.lr: expected float"),
+    ("model.variant=gru", "model.variant: unknown model variant"),
+    ("data.sampling=dense", "data.sampling: expected one of"),
+])  # fmt: skip
+def test_config_errors_name_the_key(override, match, capsys):
+    assert main(["train", override, "tracking.enabled=false"]) == 2
+    assert match in capsys.readouterr().err
