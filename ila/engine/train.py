@@ -181,6 +181,8 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
     bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {run_dir.name}", unit="step",
                disable=None if info.is_main else True)
     window = {"loss": 0.0, "ce": 0.0, "align": 0.0, "clips": 0, "wait": 0.0, "total": 0.0, "n": 0}
+    # Whole-run throughput, from the second optimiser step on (the first pays for warm-up and caches).
+    overall = {"clips": 0, "wait": 0.0, "total": 0.0}
     model.train()
     micro = 0
     while step < tcfg.steps:
@@ -233,6 +235,10 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
             scheduler.step_update(step)
             window["wait"] += t_ready - t_wait
             window["total"] += time.perf_counter() - t_wait
+            if step > 1:
+                overall["clips"] += video.shape[0] * info.world_size * tcfg.accum_steps
+                overall["wait"] += t_ready - t_wait
+                overall["total"] += time.perf_counter() - t_wait
             bar.update()
             if step % tcfg.log_every == 0 or step == tcfg.steps:
                 n = max(window["n"], 1)
@@ -260,6 +266,9 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
     bar.close()
     metrics = run_evaluation(model, cfg, info, autocast_dtype)
     metrics["train_steps"] = step
+    if overall["total"] > 0:
+        metrics["train_clips_per_s"] = overall["clips"] / overall["total"]
+        metrics["train_data_wait_frac"] = overall["wait"] / overall["total"]
     if info.is_main:
         json_path, png = write_metrics(metrics, run_dir)
         tracker.log_metrics(metrics_for_mlflow(metrics), step)
