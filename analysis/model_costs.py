@@ -12,13 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from ila.models import list_variants
+from ila.ablations import load_table
 from ila.models.flops import model_cost
-
-CONVENTION = ("fvcore convention: 1 multiply-add = 1 FLOP, per view = one video [1,T,3,H,W] + one text [1,77], "
-              "attention matmuls included, norms/softmax/activations not counted")
+from ila.reporting import FLOPS_CONVENTION, flops_gap_note
 
 
 def main() -> None:
@@ -27,37 +23,30 @@ def main() -> None:
     p.add_argument("--backbone")
     p.add_argument("--frames", type=int)
     args = p.parse_args()
-    spec = yaml.safe_load(Path(args.table).read_text())
-    paper_cfg = spec.get("paper_config", {})
+    table = load_table(args.table)
+    paper_cfg = table.paper_config
     backbone = args.backbone or paper_cfg.get("backbone", "ViT-B-32")
     frames = args.frames or paper_cfg.get("num_frames", 8)
-    print(f"{spec['title']}\nconfig: {backbone}, {frames} frames\n{CONVENTION}\n")
+    print(f"{table.title}\nconfig: {backbone}, {frames} frames\n{FLOPS_CONVENTION}\n")
     header = (f"{'row':34} {'ours GFLOPs':>11} {'paper GFLOPs':>12} {'gap':>7} {'operator G':>10} {'text G':>7} "
               f"{'params M':>9} {'added by operator M':>20}")
     print(header)
     print("-" * len(header))
     notes = []
-    for row in spec["rows"]:
-        variant = row["model"]["variant"]
-        paper = row.get("paper", {}).get("gflops")
-        if variant not in list_variants():
-            print(f"{row['name']:34} {'—':>11} {paper if paper is not None else '–':>12}   not implemented yet "
-                  f"({row.get('requires', 'later issue')})")
+    for row in table.rows:
+        paper = row.paper.get("gflops")
+        if not row.available():
+            print(f"{row.name:34} {'—':>11} {paper if paper is not None else '–':>12}   not implemented yet "
+                  f"({row.requires or 'later issue'})")
             continue
-        cost = model_cost({**row["model"], "backbone": backbone, "num_frames": frames})
+        cost = model_cost({**row.model, "backbone": backbone, "num_frames": frames})
         gap = "" if paper is None else f"{(cost.gflops - paper) / paper:+.1%}"
-        print(f"{row['name']:34} {cost.gflops:11.2f} {paper if paper is not None else '–':>12} {gap:>7} "
+        print(f"{row.name:34} {cost.gflops:11.2f} {paper if paper is not None else '–':>12} {gap:>7} "
               f"{cost.gflops_operator:10.2f} {cost.gflops_text:7.2f} {cost.params_total / 1e6:9.1f} "
               f"{cost.params_operator / 1e6:20.2f}")
-        if paper is not None and abs(cost.gflops - paper) / paper > 0.10:
-            rest = cost.gflops - cost.gflops_operator
-            notes.append(
-                f"- {row['name']}: {cost.gflops:.2f} G vs the paper's {paper} G ({gap}). Without its temporal "
-                f"operator the row counts {rest:.2f} G; the operator alone counts {cost.gflops_operator:.2f} G, "
-                f"while the paper's figure leaves it about {paper - rest:.2f} G. The operator is built as the "
-                f"reference notes describe the release (interaction convs on the 2xD concatenated channels of every "
-                f"pair, in every block); the paper does not give the layer sizes behind its figure."
-            )
+        note = flops_gap_note(row.name, cost.gflops, cost.gflops_operator, paper)
+        if note:
+            notes.append(f"- {note}")
     if notes:
         print("\nGaps over 10%:")
         print("\n".join(notes))

@@ -92,8 +92,11 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
         if name == "train":
             p.add_argument("--no-resume", dest="resume", action="store_false",
                            help="start from scratch even if the run has a checkpoint")
+            p.add_argument("--skip-eval", action="store_true", help="train only (the workflow evaluates separately)")
         else:
             p.add_argument("--checkpoint", help="checkpoint file (default: <output_dir>/checkpoints/last.pt)")
+            p.add_argument("--cost-at", action="append", default=[], metavar="BACKBONE:FRAMES",
+                           help="also record GFLOPs/params at this config in metrics.json (repeatable)")
         p.set_defaults(func=_run_train if name == "train" else _run_evaluate)
 
 
@@ -109,16 +112,79 @@ def _load(args: argparse.Namespace):
 def _run_train(args: argparse.Namespace) -> int:
     from ila.engine.train import train
 
-    metrics = train(_load(args), resume=args.resume)
-    print(f"top1={metrics['top1']:.4f} top5={metrics['top5']:.4f} videos={metrics['num_videos']}")
+    metrics = train(_load(args), resume=args.resume, run_eval=not args.skip_eval)
+    if "top1" in metrics:
+        print(f"top1={metrics['top1']:.4f} top5={metrics['top5']:.4f} videos={metrics['num_videos']}")
     return 0
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from ila.engine.train import evaluate
 
-    metrics = evaluate(_load(args), args.checkpoint)
+    cost_at = []
+    for item in args.cost_at:
+        backbone, _, frames = item.rpartition(":")
+        if not backbone or not frames.isdigit():
+            print(f"ila evaluate: --cost-at expects BACKBONE:FRAMES, got {item!r}", file=sys.stderr)
+            return 2
+        cost_at.append((backbone, int(frames)))
+    metrics = evaluate(_load(args), args.checkpoint, cost_at)
     print(f"top1={metrics['top1']:.4f} top5={metrics['top5']:.4f} videos={metrics['num_videos']}")
+    return 0
+
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain-clip", help="pretrain the embedded mini-CLIP on synthetic image-caption pairs")
+    p.add_argument("--out", required=True, help="state-dict file to write (a .json summary goes beside it)")
+    p.add_argument("--backbone", default="ILA-mini-32")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--pool-size", type=int, default=8192)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from ila.pretrain import pretrain_clip
+
+    summary = pretrain_clip(args.out, args.backbone, args.steps, args.batch_size, args.pool_size, args.lr,
+                            args.seed, args.threads)
+    print(f"wrote {args.out}: held-out image->text top-1 {summary['heldout_image_to_text_top1_in_64']:.3f}")
+    return 0
+
+
+def _add_tracking_init(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tracking-init", help="create the MLflow store and experiments before parallel jobs")
+    p.add_argument("--experiment", action="append", required=True)
+    p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.set_defaults(func=_run_tracking_init)
+
+
+def _run_tracking_init(args: argparse.Namespace) -> int:
+    from ila.config import TrackingConfig
+    from ila.engine.tracking import init_store, tracking_uri
+
+    uri = tracking_uri(TrackingConfig(uri=args.uri))
+    for name, exp_id in init_store(uri, args.experiment).items():
+        print(f"experiment {name!r} (id {exp_id}) at {uri}")
+    return 0
+
+
+def _add_fetch_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fetch-weights", help="download CLIP weights once into a local checkpoint file")
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--tag", default="openai", help="open_clip pretrained tag")
+    p.add_argument("--url", help="fetch this URL instead of resolving the tag through open_clip")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_run_fetch_weights)
+
+
+def _run_fetch_weights(args: argparse.Namespace) -> int:
+    from ila.models.backbone import fetch_weights
+
+    print(f"wrote {fetch_weights(args.backbone, args.tag, args.out, args.url)}")
     return 0
 
 
@@ -129,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_flops(sub)
     _add_run_commands(sub)
+    _add_pretrain(sub)
+    _add_tracking_init(sub)
+    _add_fetch_weights(sub)
     return parser
 
 

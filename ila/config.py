@@ -97,6 +97,9 @@ class ModelConfig:
     # Filled from the variant: the registered temporal operator and its options.
     operator: str | None = None
     operator_args: dict = field(default_factory=dict)
+    # Options a profile sets to scale the operator with its backbone (e.g. the alignment module's channels for the
+    # embedded mini-CLIP); operator_args win over them, and costs counted at another backbone leave them out.
+    profile_operator_args: dict = field(default_factory=dict)
     # 0-based indices of the blocks that get the operator; null = every block.
     blocks: list[int] | None = None
     head: Literal["text", "linear"] = "text"

@@ -212,3 +212,28 @@ def test_local_weights_load_without_network_and_missing_file_explains(tmp_path):
 def test_clip_length_must_match():
     with pytest.raises(ValueError, match="built for 4 frames"):
         _model("baseline")(torch.randn(1, 5, 3, 32, 32))
+
+
+def test_fetch_weights_downloads_and_checks_a_checkpoint(tmp_path):
+    """The real download path, served from a loopback HTTP server."""
+    import functools
+    import http.server
+    import threading
+
+    from ila.models.backbone import fetch_weights
+
+    torch.manual_seed(2)
+    torch.save(build_clip("ILA-mini-32").state_dict(), tmp_path / "mini.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        out = fetch_weights("ILA-mini-32", "local", tmp_path / "weights" / "mini.pt", url=f"{base}/mini.pt")
+        assert torch.equal(build_clip("ILA-mini-32", str(out)).logit_scale, torch.load(tmp_path / "mini.pt")["logit_scale"])
+        with pytest.raises(RuntimeError, match="do not load"):
+            fetch_weights("ILA-mini-32", "local", tmp_path / "weights" / "bad.pt", url=f"{base}/junk.pt")
+        assert not (tmp_path / "weights" / "bad.pt").exists()
+    finally:
+        server.shutdown()

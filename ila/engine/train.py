@@ -10,6 +10,7 @@ on (seed, epoch), and the checkpoint carries weights, optimiser state, position 
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -117,15 +118,16 @@ def _set_jitter(model: VideoCLIP, value_by_op: dict[str, float], step: int, cfg:
             op.jitter = _jitter_at(step, cfg, value_by_op[key])
 
 
-def train(cfg: RunConfig, resume: bool = True) -> dict[str, Any]:
-    """Train, checkpoint, evaluate; returns the final metrics (rank 0 writes ``metrics.json``)."""
+def train(cfg: RunConfig, resume: bool = True, run_eval: bool = True) -> dict[str, Any]:
+    """Train, checkpoint and (unless ``run_eval`` is False) evaluate; returns the final metrics (rank 0 writes
+    ``metrics.json``) or, without evaluation, the training summary."""
     info = setup()
     run_dir = run_dir_of(cfg)
     handler = _attach_log_file(run_dir, "train.log", info)
     tracker = Tracker(cfg.tracking, run_dir, active=info.is_main, flush_every=cfg.train.log_every)
     status = "FAILED"
     try:
-        metrics = _train(cfg, info, run_dir, tracker, resume)
+        metrics = _train(cfg, info, run_dir, tracker, resume, run_eval)
         status = "FINISHED"
         return metrics
     finally:
@@ -136,7 +138,8 @@ def train(cfg: RunConfig, resume: bool = True) -> dict[str, Any]:
         teardown(info)
 
 
-def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resume: bool) -> dict[str, Any]:
+def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resume: bool,
+           run_eval: bool) -> dict[str, Any]:
     _configure_speed(cfg, info)
     torch.manual_seed(cfg.seed)  # model initialisation: the same on every rank
     np.random.seed(cfg.seed + info.rank)  # mixup / cutmix draws (timm uses numpy's global generator)
@@ -158,8 +161,11 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
 
     step, epoch, batch_in_epoch = 0, 0, 0
     ckpt_path = run_dir / "checkpoints" / "last.pt"
-    if resume and ckpt_path.exists():
-        state = ckpt.load(ckpt_path, info.device)
+    state = ckpt.load(ckpt_path, info.device) if resume and ckpt_path.exists() else None
+    if state is not None and state["config"] != to_dict(cfg):
+        log.warning("%s was written with another config; starting this run from scratch", ckpt_path)
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
@@ -264,11 +270,15 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
             continue
         break
     bar.close()
-    metrics = run_evaluation(model, cfg, info, autocast_dtype)
-    metrics["train_steps"] = step
+    summary: dict[str, Any] = {"train_steps": step}
     if overall["total"] > 0:
-        metrics["train_clips_per_s"] = overall["clips"] / overall["total"]
-        metrics["train_data_wait_frac"] = overall["wait"] / overall["total"]
+        summary["train_clips_per_s"] = overall["clips"] / overall["total"]
+        summary["train_data_wait_frac"] = overall["wait"] / overall["total"]
+    if info.is_main:
+        (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not run_eval:
+        return summary
+    metrics = {**run_evaluation(model, cfg, info, autocast_dtype), **summary}
     if info.is_main:
         json_path, png = write_metrics(metrics, run_dir)
         tracker.log_metrics(metrics_for_mlflow(metrics), step)
@@ -279,11 +289,19 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
     return metrics
 
 
-def evaluate(cfg: RunConfig, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate a run's final checkpoint (or the given one) and write ``metrics.json`` beside it."""
+def evaluate(
+    cfg: RunConfig, checkpoint: str | Path | None = None, cost_at: list[tuple[str, int]] | None = None
+) -> dict[str, Any]:
+    """Evaluate a run's final checkpoint (or the given one) and write ``metrics.json`` beside it.
+
+    The metrics also carry the model's cost per view (GFLOPs, parameters) at the run's config and at each
+    ``(backbone, frames)`` of ``cost_at`` (e.g. the paper's ViT-B/32, 8 frames), so tables read every figure from
+    one file. Eval metrics and artifacts join the run's MLflow run when it has one.
+    """
     info = setup()
     run_dir = run_dir_of(cfg)
     handler = _attach_log_file(run_dir, "evaluate.log", info)
+    tracker = Tracker(cfg.tracking, run_dir, active=info.is_main and (run_dir / "mlflow_run_id").exists())
     try:
         _configure_speed(cfg, info)
         path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
@@ -293,11 +311,34 @@ def evaluate(cfg: RunConfig, checkpoint: str | Path | None = None) -> dict[str, 
         model = create_model(cfg.model, val.class_names).to(info.device)
         model.load_state_dict(ckpt.load(path, info.device)["model"])
         metrics = run_evaluation(model, cfg, info, _autocast_dtype(cfg, info))
+        summary = run_dir / "train_summary.json"
+        if summary.exists():
+            metrics.update(json.loads(summary.read_text()))
         if info.is_main:
-            write_metrics(metrics, run_dir)
+            metrics["cost"] = _costs(cfg, cost_at or [])
+            tracker.start(cfg, {})
+            paths = write_metrics(metrics, run_dir)
+            tracker.log_metrics(metrics_for_mlflow(metrics), metrics.get("train_steps", 0))
+            for path in paths:
+                tracker.log_artifact(path)
+            tracker.end()
         return metrics
     finally:
         if handler is not None:
             logging.getLogger().removeHandler(handler)
             handler.close()
         teardown(info)
+
+
+def _costs(cfg: RunConfig, cost_at: list[tuple[str, int]]) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from ila.models.flops import model_cost
+
+    out = {"run_config": {"backbone": cfg.model.backbone, "num_frames": cfg.model.num_frames,
+                          **asdict(model_cost(cfg.model))}}
+    for backbone, frames in cost_at:
+        cost = model_cost({**to_dict(cfg.model), "backbone": backbone, "num_frames": frames, "pretrained": None,
+                           "profile_operator_args": {}})
+        out[f"{backbone}@{frames}f"] = {"backbone": backbone, "num_frames": frames, **asdict(cost)}
+    return out

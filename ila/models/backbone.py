@@ -57,3 +57,31 @@ def build_clip(
 
 def tokenizer_for(name: str):
     return open_clip.get_tokenizer(name)
+
+
+def fetch_weights(backbone: str, tag: str, out: str | Path, url: str | None = None) -> Path:
+    """Download pretrained weights once and store them as a local checkpoint for offline runs.
+
+    With ``url`` the file is fetched directly (any HTTP(S) mirror of the checkpoint); otherwise open_clip resolves
+    ``tag`` through its hub. The result is loaded once through :func:`build_clip` to check it fits ``backbone``,
+    then moved into place atomically.
+    """
+    import shutil
+    import urllib.request
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    if url:
+        with urllib.request.urlopen(url, timeout=60) as response, tmp.open("wb") as fh:
+            shutil.copyfileobj(response, fh)
+    else:
+        model = open_clip.create_model(backbone, pretrained=tag)
+        torch.save(model.state_dict(), tmp)
+    try:
+        build_clip(backbone, str(tmp))
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"downloaded weights do not load into {backbone}: {exc}") from exc
+    os.replace(tmp, out)
+    return out

@@ -78,7 +78,7 @@ def _assemble(cfg: ModelConfig, clip, class_names: list[str]) -> VideoCLIP:
         class_names,
         num_frames=cfg.num_frames,
         operator=cfg.operator,
-        operator_args=cfg.operator_args,
+        operator_args={**cfg.profile_operator_args, **cfg.operator_args},
         blocks=cfg.blocks,
         head=cfg.head,
         prompt_generator=cfg.prompt_generator,

@@ -1,0 +1,31 @@
+# ILA reproduction workflow: data -> (mini-CLIP pretraining) -> train every ablation row -> evaluate -> tables.
+#
+#   snakemake --cores all results/table4.csv                                     # embedded default (CPU)
+#   snakemake --cores all --configfile workflow/config/paper-k400.yaml results/table4.csv
+#   snakemake --profile workflow/profiles/slurm --configfile workflow/config/paper-k400.yaml
+#
+# Rows come from ablations/<table>.yaml; settings from workflow/config/*.yaml, validated against
+# workflow/schemas/config.schema.yaml (which also fills the defaults).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: workflow.source_path("workflow/config/default.yaml")
+
+
+validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        expand("results/{table}.{ext}", table=config["tables"], ext=["csv", "md"]),
+    default_target: True

@@ -1,0 +1,115 @@
+"""Ablation tables as declarative files (``ablations/<table>.yaml``): rows, their overrides, the paper's numbers.
+
+The workflow builds its jobs from these files and the table writer reads them back; nothing else lists rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
+
+
+class AblationError(ValueError):
+    """A malformed ablation file."""
+
+
+@dataclass
+class Row:
+    id: str
+    name: str
+    model: dict[str, Any]
+    paper: dict[str, float] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    requires: str | None = None
+    label: str | None = None
+
+    @property
+    def variant(self) -> str:
+        return self.model.get("variant", "ila")
+
+    def available(self) -> bool:
+        from ila.models import list_variants
+
+        return self.variant in list_variants()
+
+
+@dataclass
+class Table:
+    table: str
+    title: str
+    rows: list[Row]
+    paper_config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def available_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.available()]
+
+    def row(self, row_id: str) -> Row:
+        for r in self.rows:
+            if r.id == row_id:
+                return r
+        raise KeyError(f"{self.path}: no row with id {row_id!r}")
+
+
+ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label"}
+
+
+def load_table(name_or_path: str | Path) -> Table:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = ABLATIONS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise AblationError(f"{path}: ablation file not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    for key in ("table", "title", "rows"):
+        if key not in data:
+            raise AblationError(f"{path}: missing top-level key {key!r}")
+    rows, seen = [], set()
+    for i, raw in enumerate(data["rows"]):
+        where = f"{path}: rows[{i}]"
+        if not isinstance(raw, dict):
+            raise AblationError(f"{where}: expected a mapping")
+        unknown = set(raw) - ROW_KEYS
+        if unknown:
+            raise AblationError(f"{where}: unknown keys {sorted(unknown)}; expected a subset of {sorted(ROW_KEYS)}")
+        for key in ("id", "name", "model"):
+            if key not in raw:
+                raise AblationError(f"{where}: missing {key!r}")
+        if not re.fullmatch(r"[a-z0-9_]+", str(raw["id"])):
+            raise AblationError(f"{where}: id {raw['id']!r} must be lower-case letters, digits and '_'")
+        if raw["id"] in seen:
+            raise AblationError(f"{where}: duplicate id {raw['id']!r}")
+        seen.add(raw["id"])
+        rows.append(Row(**{k: v for k, v in raw.items()}))
+    return Table(data["table"], data["title"], rows, data.get("paper_config", {}), path)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def row_run_config(base: dict[str, Any], table: Table, row: Row, operator_args: dict[str, dict] | None = None,
+                   output_dir: str | None = None) -> dict[str, Any]:
+    """A row's run config: the profile's base, the row's model and overrides, the profile's per-operator options."""
+    from ila.models import resolve_model_config
+
+    cfg = deep_merge(base, {"model": row.model})
+    cfg = deep_merge(cfg, row.overrides)
+    operator = resolve_model_config(cfg.get("model", {})).operator
+    if operator and operator_args and operator in operator_args:
+        cfg["model"]["profile_operator_args"] = dict(operator_args[operator])
+    cfg.setdefault("tracking", {})
+    cfg["tracking"] = {**cfg["tracking"], "experiment": table.table, "run_name": row.id}
+    if output_dir is not None:
+        cfg["output_dir"] = output_dir
+    return cfg

@@ -1,0 +1,71 @@
+# Helpers shared by the rules: the one place the workflow turns config + ablation files into jobs and paths.
+import copy
+from pathlib import Path
+
+import yaml
+
+from ila.ablations import load_table, row_run_config
+
+ABLATIONS = Path(workflow.basedir) / "ablations"
+CONDA_ENV = "../envs/ila.yaml"
+
+
+def table_spec(table):
+    return load_table(ABLATIONS / f"{table}.yaml")
+
+
+def row_ids(table):
+    """Rows whose method is implemented; the others are listed as pending in the table's notes."""
+    return [row.id for row in table_spec(table).available_rows()]
+
+
+def dataset_root():
+    ds = config["dataset"]
+    return f"data/synth-{ds['synth_preset']}" if ds["kind"] == "synth" else ds["root"]
+
+
+def dataset_files():
+    root = dataset_root()
+    return {"train": f"{root}/train.txt", "val": f"{root}/val.txt", "labels": f"{root}/labels.csv"}
+
+
+def backbone_weights():
+    """The weight file the rows start from, or None when the backbone loads by pretrained tag."""
+    if config["pretrain"]["enabled"]:
+        return f"resources/pretrained/{config['backbone']['name']}.pt"
+    return config["backbone"].get("weights_file")
+
+
+def base_run_config():
+    run = copy.deepcopy(config["run"])
+    run.setdefault("data", {})["root"] = dataset_root()
+    model = run.setdefault("model", {})
+    model["backbone"] = config["backbone"]["name"]
+    weights = backbone_weights()
+    model["pretrained"] = weights if weights else config["backbone"].get("pretrained_tag")
+    run.setdefault("tracking", {})
+    if config.get("mlflow_uri"):
+        run["tracking"]["uri"] = config["mlflow_uri"]
+    run["tracking"]["tags"] = {"profile": config["profile"], "dataset": Path(dataset_root()).name}
+    return run
+
+
+def row_config(wildcards):
+    spec = table_spec(wildcards.table)
+    return row_run_config(
+        base_run_config(),
+        spec,
+        spec.row(wildcards.row),
+        config.get("operator_args", {}),
+        output_dir=f"results/{wildcards.table}/{wildcards.row}",
+    )
+
+
+def train_launcher():
+    gpus = int(config["gpus_per_job"])
+    return f"torchrun --standalone --nproc_per_node {gpus} -m ila.cli" if gpus > 1 else "ila"
+
+
+def cost_at(table):
+    paper = table_spec(table).paper_config
+    return f"{paper.get('backbone', 'ViT-B-32')}:{paper.get('num_frames', 8)}"

@@ -1,0 +1,22 @@
+# Evaluation: deterministic multi-view test of each row's final checkpoint; metrics.json also records the model's
+# GFLOPs and parameters at the run's config and at the paper's, so the tables read everything from it.
+
+
+rule evaluate_row:
+    input:
+        unpack(lambda wc: dataset_files()),
+        cfg="results/{table}/{row}/run.yaml",
+        trained="results/{table}/{row}/train.done",
+    output:
+        "results/{table}/{row}/metrics.json",
+    log:
+        "results/logs/{table}/{row}.evaluate.log",
+    params:
+        cost_at=lambda wc: cost_at(wc.table),
+    threads: config["train_threads"]
+    resources:
+        gpu=config["gpus_per_job"],
+    conda:
+        CONDA_ENV
+    shell:
+        "ila evaluate {input.cfg} train.threads={threads} --cost-at {params.cost_at} > {log} 2>&1"

@@ -1,0 +1,21 @@
+# Tables: CSV + Markdown with our numbers (read from the runs' metrics.json) beside the paper's.
+
+
+rule table:
+    input:
+        spec=str(ABLATIONS / "{table}.yaml"),
+        metrics=lambda wc: expand("results/{table}/{row}/metrics.json", table=wc.table, row=row_ids(wc.table)),
+    output:
+        csv="results/{table}.csv",
+        md="results/{table}.md",
+    log:
+        "results/logs/tables/{table}.log",
+    params:
+        script=str(Path(workflow.basedir) / "analysis" / "make_table.py"),
+        profile=config["profile"],
+        dataset=Path(dataset_root()).name,
+    conda:
+        CONDA_ENV
+    shell:
+        "python {params.script} --table {input.spec} --runs results/{wildcards.table} --csv {output.csv} "
+        "--md {output.md} --profile {params.profile} --dataset {params.dataset} > {log} 2>&1"

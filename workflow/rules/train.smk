@@ -1,0 +1,52 @@
+# Training: one job per ablation row. The MLflow store and experiment are created once, before any job.
+
+
+rule mlflow_init:
+    output:
+        touch("results/.mlflow/{table}.initialized"),
+    log:
+        "results/logs/mlflow/{table}.log",
+    params:
+        uri=f"--uri {config['mlflow_uri']}" if config.get("mlflow_uri") else "",
+    conda:
+        CONDA_ENV
+    shell:
+        "ila tracking-init --experiment {wildcards.table} {params.uri} > {log} 2>&1"
+
+
+rule row_config:
+    output:
+        "results/{table}/{row}/run.yaml",
+    log:
+        "results/logs/{table}/{row}.config.log",
+    params:
+        config=row_config,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/write_row_config.py"
+
+
+rule train_row:
+    input:
+        unpack(lambda wc: dataset_files()),
+        cfg="results/{table}/{row}/run.yaml",
+        mlflow="results/.mlflow/{table}.initialized",
+        weights=lambda wc: backbone_weights() or [],
+    output:
+        # A marker, not the checkpoint: Snakemake deletes incomplete outputs, and the checkpoint must survive an
+        # interruption so that the next invocation resumes it.
+        touch("results/{table}/{row}/train.done"),
+    log:
+        "results/logs/{table}/{row}.train.log",
+    benchmark:
+        "results/benchmarks/{table}/{row}.train.tsv"
+    params:
+        launcher=train_launcher(),
+    threads: config["train_threads"]
+    resources:
+        gpu=config["gpus_per_job"],
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.launcher} train {input.cfg} train.threads={threads} --skip-eval > {log} 2>&1"
