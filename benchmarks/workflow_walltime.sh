@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Cold wall time of the README's main line on this machine: a fresh clone, a fresh virtual environment,
+#   pip install -e . && snakemake --cores all results/table4.csv
+# then a second snakemake invocation, which must have nothing to do.
+#   bash benchmarks/workflow_walltime.sh [REPO]      (default: this repository)
+set -euo pipefail
+repo=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+work=$(mktemp -d)
+git clone -q "$repo" "$work/clone"
+cd "$work/clone"
+python3 -m venv "$work/venv"
+# shellcheck disable=SC1091
+source "$work/venv/bin/activate"
+export HF_HUB_OFFLINE=1
+t0=$(date +%s)
+pip install -q -e . > "$work/pip.log" 2>&1
+t1=$(date +%s)
+snakemake --cores all results/table4.csv > "$work/snakemake.log" 2>&1
+t2=$(date +%s)
+again=$(snakemake --cores all results/table4.csv -n 2>&1 | tail -1)
+echo "clone: $work/clone"
+echo "pip install -e .                          $((t1 - t0)) s"
+echo "snakemake --cores all results/table4.csv  $((t2 - t1)) s   (cores: $(nproc))"
+echo "second invocation: $again"
+echo
+cat results/table4.md
