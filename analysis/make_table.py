@@ -52,7 +52,8 @@ def collect(table: Table, runs: Path, profile: str, dataset: str) -> tuple[list[
             "profile": profile, "dataset": dataset, "train_steps": m.get("train_steps"),
         })  # fmt: skip
         if at_paper and row.paper.get("gflops") is not None:
-            note = flops_gap_note(row.name, at_paper["gflops"], at_paper["gflops_operator"], row.paper["gflops"])
+            note = flops_gap_note(row.name, at_paper["gflops"], at_paper["gflops_operator"], row.paper["gflops"],
+                                  row.flops_note)
             if note:
                 notes.append(note)
         if row.label:

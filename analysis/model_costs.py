@@ -44,7 +44,7 @@ def main() -> None:
         print(f"{row.name:34} {cost.gflops:11.2f} {paper if paper is not None else '–':>12} {gap:>7} "
               f"{cost.gflops_operator:10.2f} {cost.gflops_text:7.2f} {cost.params_total / 1e6:9.1f} "
               f"{cost.params_operator / 1e6:20.2f}")
-        note = flops_gap_note(row.name, cost.gflops, cost.gflops_operator, paper)
+        note = flops_gap_note(row.name, cost.gflops, cost.gflops_operator, paper, row.flops_note)
         if note:
             notes.append(f"- {note}")
     if notes:

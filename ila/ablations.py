@@ -29,6 +29,7 @@ class Row:
     overrides: dict[str, Any] = field(default_factory=dict)
     requires: str | None = None
     label: str | None = None
+    flops_note: str | None = None  # our explanation of a FLOPs gap to the paper (not the paper's words)
 
     @property
     def variant(self) -> str:
@@ -58,7 +59,7 @@ class Table:
         raise KeyError(f"{self.path}: no row with id {row_id!r}")
 
 
-ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label"}
+ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note"}
 
 
 def load_table(name_or_path: str | Path) -> Table:

@@ -8,14 +8,14 @@ FLOPS_CONVENTION = (
 )
 
 
-def flops_gap_note(name: str, ours: float, operator: float, paper: float) -> str | None:
-    """A sentence explaining a gap of more than 10% between our count and the paper's, or None."""
+def flops_gap_note(name: str, ours: float, operator: float, paper: float, reason: str | None = None) -> str | None:
+    """The counted breakdown behind a gap of more than 10% to the paper's figure, with the row's explanation."""
     if paper is None or abs(ours - paper) / paper <= 0.10:
         return None
     rest = ours - operator
     return (
         f"{name}: {ours:.2f} G vs the paper's {paper} G ({(ours - paper) / paper:+.1%}). Without its temporal operator "
         f"the row counts {rest:.2f} G; the operator alone counts {operator:.2f} G, where the paper's figure leaves "
-        f"about {paper - rest:.2f} G for it. The operator is built as the reference notes describe the authors' code "
-        f"(layer sizes included); the paper does not give the sizes behind its own figure."
+        f"about {paper - rest:.2f} G for it. "
+        + (reason or "The paper does not give the layer sizes behind its figure.")
     )

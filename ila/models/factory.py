@@ -40,6 +40,18 @@ register_variant(
 )
 register_variant("ila", "ILA as the paper describes it: aligned, pooled and concatenated MI token", operator="ila")
 register_variant(
+    "xclip", "X-CLIP: cross-frame message tokens, MIT head (and, like every text-head row, the video prompt)",
+    operator="xclip", mit=True,
+)
+register_variant(
+    "divided_st", "CLIP + divided space-time attention (TimeSformer), zero-initialised temporal projection",
+    operator="divided_st",
+)
+register_variant("temporal_shift", "CLIP + temporal shift of 1/4 of the patch channels", operator="temporal_shift")
+register_variant(
+    "ata", "CLIP + ATA: Hungarian patch alignment, temporal attention along trajectories, de-alignment", operator="ata"
+)
+register_variant(
     "ila_released",
     "ILA as the authors released it: additive injection, Conv3d, MIT head, frozen CLIP",
     operator="ila_released",

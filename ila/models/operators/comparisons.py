@@ -1,0 +1,148 @@
+"""The temporal operators ILA is compared with in Table 4, on the same block interface.
+
+Each one that adds parameters starts as an identity of the image block (zero-initialised output projection), so
+training begins from the image model and only the temporal operator differs between rows. How the reference
+implementations build them: ``shared/reference/baselines.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
+
+
+def _attend(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    from ila.models.video_clip import self_attention  # one attention implementation for every operator
+
+    return self_attention(attn, x)
+
+
+@register_operator("xclip")
+class CrossFrameMessageOperator(TemporalOperator):
+    """X-CLIP's cross-frame communication: a message token per frame made from its CLS (Linear + LayerNorm), the
+    T messages exchange information by self-attention, and each frame's message joins its tokens for the spatial
+    attention only (dropped before the MLP)."""
+
+    def __init__(self, ctx: BlockContext):
+        super().__init__()
+        d = ctx.width
+        self.message_fc = nn.Linear(d, d)
+        self.message_ln = nn.LayerNorm(d)
+        self.message_attn = nn.MultiheadAttention(d, ctx.heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
+        bt, _, d = x.shape
+        msg = self.message_fc(x[:, 0]).reshape(bt // num_frames, num_frames, d)
+        msg = msg + _attend(self.message_attn, self.message_ln(msg))
+        return OperatorOutput(x, extra=msg.reshape(bt, 1, d))
+
+
+class _TemporalAttention(nn.Module):
+    """Self-attention over T for each of a set of token tracks, initialised from the block's spatial attention,
+    with a zero-initialised output projection (TimeSformer's ``temporal_fc``)."""
+
+    def __init__(self, ctx: BlockContext):
+        super().__init__()
+        self.norm = copy.deepcopy(ctx.spatial_block.ln_1)
+        self.attn = copy.deepcopy(ctx.spatial_block.attn)
+        self.fc = nn.Linear(ctx.width, ctx.width)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, tracks: torch.Tensor) -> torch.Tensor:
+        """``[B, T, K, D]`` -> residual ``[B, T, K, D]`` (attention along T for each of the K tracks)."""
+        b, t, k, d = tracks.shape
+        seq = tracks.permute(0, 2, 1, 3).reshape(b * k, t, d)
+        res = self.fc(_attend(self.attn, self.norm(seq)))
+        return res.reshape(b, k, t, d).permute(0, 2, 1, 3)
+
+
+@register_operator("divided_st")
+class DividedSpaceTimeOperator(TemporalOperator):
+    """TimeSformer's divided space-time attention: before the spatial attention, each patch position attends over
+    the T frames (CLS excluded); the residual goes through a zero-initialised projection."""
+
+    def __init__(self, ctx: BlockContext):
+        super().__init__()
+        self.temporal = _TemporalAttention(ctx)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
+        cls, patches = split_frames(x, num_frames)
+        patches = patches + self.temporal(patches)
+        return OperatorOutput(torch.cat([cls, patches], dim=2).flatten(0, 1))
+
+
+def temporal_shift(patches: torch.Tensor, fold_div: int = 8) -> torch.Tensor:
+    """``[B, T, N, C]``: channels ``[0, C/8)`` take the next frame's values, ``[C/8, 2C/8)`` the previous frame's,
+    the rest stay; zeros enter at the clip's ends."""
+    fold = patches.shape[-1] // fold_div
+    out = torch.zeros_like(patches)
+    out[:, :-1, :, :fold] = patches[:, 1:, :, :fold]
+    out[:, 1:, :, fold : 2 * fold] = patches[:, :-1, :, fold : 2 * fold]
+    out[..., 2 * fold :] = patches[..., 2 * fold :]
+    return out
+
+
+@register_operator("temporal_shift")
+class TemporalShiftOperator(TemporalOperator):
+    """Temporal shift (as in ActionCLIP) on every block's input, patch tokens only. No parameters."""
+
+    def __init__(self, ctx: BlockContext, fold_div: int = 8):
+        super().__init__()
+        self.fold_div = fold_div
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
+        cls, patches = split_frames(x, num_frames)
+        shifted = temporal_shift(patches, self.fold_div)
+        return OperatorOutput(torch.cat([cls, shifted], dim=2).flatten(0, 1))
+
+
+def assignment_trajectories(patches: torch.Tensor) -> torch.Tensor:
+    """Patch trajectories from frame-to-frame assignments: ``[B, T, N, D]`` -> indices ``[B, T, N]``.
+
+    Adjacent frames' patch tokens (detached) are matched one-to-one by the Hungarian algorithm on a -cosine cost
+    (scipy); the permutations are chained so that track k starts at patch k of frame 0. The cost matrices are one
+    batched matmul; only the assignment itself is serial. On the meta device (FLOP counting) the assignment, which
+    has no multiply-adds, is replaced by the identity.
+    """
+    b, t, n, _ = patches.shape
+    feats = F.normalize(patches.detach().float(), dim=-1)
+    cost = -(feats[:, :-1] @ feats[:, 1:].transpose(-1, -2))  # [B, T-1, N, N]
+    if cost.device.type == "meta":
+        return torch.arange(n, device=cost.device).expand(b, t, n)
+    cost_np = cost.cpu().numpy()
+    step = np.empty((b, t - 1, n), dtype=np.int64)
+    for i in range(b):
+        for j in range(t - 1):
+            rows, cols = linear_sum_assignment(cost_np[i, j])
+            step[i, j, rows] = cols
+    traj = np.empty((b, t, n), dtype=np.int64)
+    traj[:, 0] = np.arange(n)
+    for j in range(t - 1):
+        traj[:, j + 1] = np.take_along_axis(step[:, j], traj[:, j], axis=1)
+    return torch.from_numpy(traj).to(patches.device)
+
+
+@register_operator("ata")
+class AlignedTemporalAttentionOperator(TemporalOperator):
+    """ATA (alignment-guided temporal attention): patches are aligned across frames by assignment, attend over T
+    along their trajectories, and the result is put back in place (the inverse permutation, "de-alignment")."""
+
+    def __init__(self, ctx: BlockContext):
+        super().__init__()
+        self.temporal = _TemporalAttention(ctx)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
+        cls, patches = split_frames(x, num_frames)
+        traj = assignment_trajectories(patches)  # [B, T, N]
+        index = traj.unsqueeze(-1).expand_as(patches)
+        aligned = torch.gather(patches, 2, index)
+        res = torch.zeros_like(patches).scatter(2, index, self.temporal(aligned))
+        return OperatorOutput(torch.cat([cls, patches + res], dim=2).flatten(0, 1))
