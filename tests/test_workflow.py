@@ -71,7 +71,7 @@ def test_smoke_run_end_to_end(tmp_path):
         assert r["paper_top1"] == ("" if rows[r["id"]].paper.get("top1") is None else str(rows[r["id"]].paper["top1"]))
         assert r["profile"] == "smoke" and r["dataset"] == "synth-tiny"
     md = (tmp_path / "results" / "table4.md").read_text()
-    assert "Paper Top-1" in md and "not run yet" in md
+    assert "Paper Top-1" in md and "## Notes" in md and "authors' released code" in md
     assert (tmp_path / "mlflow.db").exists()
     again = snakemake("-n", "--cores", "2", "results/table4.csv", "--configfile", str(CONFIGS / "smoke.yaml"),
                       cwd=tmp_path)
