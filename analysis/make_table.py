@@ -14,6 +14,8 @@ import csv
 import json
 from pathlib import Path
 
+import yaml
+
 from ila.ablations import Table, load_table
 from ila.reporting import FLOPS_CONVENTION, flops_gap_note
 
@@ -21,12 +23,20 @@ COLUMNS = [
     "id", "row", "variant",
     "top1", "top5", "top1_temporal", "top1_static", "twin_order_accuracy",
     "gflops_paper_config", "gflops_run_config", "params_m", "params_added_by_operator_m",
-    "paper_top1", "paper_gflops", "profile", "dataset", "train_steps",
+    "paper_top1", "paper_gflops", "profile", "dataset", "head", "train_steps",
 ]  # fmt: skip
 
 
 def _pct(x):
     return None if x is None else round(100 * x, 2)
+
+
+def _run_head(run_dir: Path) -> str | None:
+    """The classifier head a run was trained with, from the resolved config saved beside its outputs."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
+    return (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("head")
 
 
 def collect(table: Table, runs: Path, profile: str, dataset: str) -> tuple[list[dict], list[str]]:
@@ -49,7 +59,8 @@ def collect(table: Table, runs: Path, profile: str, dataset: str) -> tuple[list[
             "params_m": round(at_run["params_total"] / 1e6, 3) if at_run else None,
             "params_added_by_operator_m": round(at_paper["params_operator"] / 1e6, 2) if at_paper else None,
             "paper_top1": row.paper.get("top1"), "paper_gflops": row.paper.get("gflops"),
-            "profile": profile, "dataset": dataset, "train_steps": m.get("train_steps"),
+            "profile": profile, "dataset": dataset, "head": _run_head(runs / row.id),
+            "train_steps": m.get("train_steps"),
         })  # fmt: skip
         if at_paper and row.paper.get("gflops") is not None:
             note = flops_gap_note(row.name, at_paper["gflops"], at_paper["gflops_operator"], row.paper["gflops"],
@@ -73,6 +84,16 @@ def write_csv(rows: list[dict], path: Path) -> None:
             writer.writerow({k: "" if r[k] is None else r[k] for k in COLUMNS})
 
 
+def _head_sentence(rows: list[dict]) -> str:
+    heads = sorted({r["head"] for r in rows if r["head"]})
+    if heads == ["linear"]:
+        return ("Every row here has a linear classifier head (cross-entropy on one-hot labels, as the paper does "
+                "for SSv2 and in Table 10), so X-CLIP's video-specific prompt, a text-head part, is not used.")
+    if heads == ["text"]:
+        return "Every row here has the class-name text head (cosine similarity to CLIP text embeddings)."
+    return f"Heads used: {', '.join(heads) or 'unknown'} (see the CSV's head column)."
+
+
 def write_markdown(table: Table, rows: list[dict], notes: list[str], path: Path, profile: str, dataset: str) -> None:
     paper_cfg = table.paper_config
     head = ["Model", "Top-1", "Top-5", "Top-1 temporal", "Top-1 static", "Twin order",
@@ -85,7 +106,8 @@ def write_markdown(table: Table, rows: list[dict], notes: list[str], path: Path,
     lines = [f"# {table.title}", "",
              f"Ours: profile `{profile}`, dataset `{dataset}`; accuracies in % on the validation split, "
              "twin order = how often the true class outscores its time-reversed twin (50 = chance). "
-             "Columns marked *Paper* are the paper's reported numbers (Kinetics-400, CLIP ViT-B/32, 8 frames).", "",
+             "Columns marked *Paper* are the paper's reported numbers (Kinetics-400, CLIP ViT-B/32, 8 frames).",
+             _head_sentence(rows), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
     for r in rows:
         vals = [r["row"], r["top1"], r["top5"], r["top1_temporal"], r["top1_static"], r["twin_order_accuracy"],
