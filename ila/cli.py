@@ -95,8 +95,9 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--skip-eval", action="store_true", help="train only (the workflow evaluates separately)")
         else:
             p.add_argument("--checkpoint", help="checkpoint file (default: <output_dir>/checkpoints/last.pt)")
-            p.add_argument("--cost-at", action="append", default=[], metavar="BACKBONE:FRAMES",
-                           help="also record GFLOPs/params at this config in metrics.json (repeatable)")
+            p.add_argument("--cost-at", action="append", default=[], metavar="BACKBONE:FRAMES[:HEAD]",
+                           help="also record GFLOPs/params at this config in metrics.json (repeatable); HEAD "
+                                "(text|linear) is the head to count there, by default the run's")
         p.set_defaults(func=_run_train if name == "train" else _run_evaluate)
 
 
@@ -123,11 +124,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     cost_at = []
     for item in args.cost_at:
+        head = None
+        rest, _, last = item.rpartition(":")
+        if last in ("text", "linear"):
+            item, head = rest, last
         backbone, _, frames = item.rpartition(":")
         if not backbone or not frames.isdigit():
-            print(f"ila evaluate: --cost-at expects BACKBONE:FRAMES, got {item!r}", file=sys.stderr)
+            print(f"ila evaluate: --cost-at expects BACKBONE:FRAMES[:text|linear], got {item!r}", file=sys.stderr)
             return 2
-        cost_at.append((backbone, int(frames)))
+        cost_at.append((backbone, int(frames), head))
     metrics = evaluate(_load(args), args.checkpoint, cost_at)
     print(f"top1={metrics['top1']:.4f} top5={metrics['top5']:.4f} videos={metrics['num_videos']}")
     return 0

@@ -38,3 +38,23 @@ def test_flops_command_prints_a_row(capsys):
     assert main(["flops", "--variant", "ila", "--backbone", "ILA-mini-32", "--set", "num_frames=4"]) == 0
     out = capsys.readouterr().out
     assert "ila" in out and "GFLOPs" in out
+
+
+def test_cost_at_the_paper_config_counts_the_papers_head():
+    """A run trained with a linear head (the embedded default) still reports the paper config's cost with the
+    paper's text head, while its own cost stays that of the head it has."""
+    from ila.config import load_run_config
+    from ila.engine.train import _costs
+
+    cfg = load_run_config(None, ["model.variant=baseline", "model.backbone=ILA-mini-32", "model.head=linear"])
+    costs = _costs(cfg, [("ViT-B-32", 8, "text")])
+    paper = costs["ViT-B-32@8f"]
+    assert paper["head"] == "text"
+    assert round(paper["gflops"], 2) == 38.46  # 35.27 video + the text tower and prompt generator
+    assert round(_costs(cfg, [("ViT-B-32", 8, None)])["ViT-B-32@8f"]["gflops"], 2) == 35.27  # None: the run's head
+    assert costs["run_config"]["gflops"] == model_cost(cfg.model).gflops
+
+
+def test_cost_at_argument_is_checked(tmp_path, capsys):
+    assert main(["evaluate", "model.backbone=ILA-mini-32", f"output_dir={tmp_path}", "--cost-at", "ViT-B-32"]) == 2
+    assert "BACKBONE:FRAMES" in capsys.readouterr().err

@@ -290,13 +290,13 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
 
 
 def evaluate(
-    cfg: RunConfig, checkpoint: str | Path | None = None, cost_at: list[tuple[str, int]] | None = None
+    cfg: RunConfig, checkpoint: str | Path | None = None, cost_at: list[tuple[str, int, str | None]] | None = None
 ) -> dict[str, Any]:
     """Evaluate a run's final checkpoint (or the given one) and write ``metrics.json`` beside it.
 
     The metrics also carry the model's cost per view (GFLOPs, parameters) at the run's config and at each
-    ``(backbone, frames)`` of ``cost_at`` (e.g. the paper's ViT-B/32, 8 frames), so tables read every figure from
-    one file. Eval metrics and artifacts join the run's MLflow run when it has one.
+    ``(backbone, frames, head)`` of ``cost_at`` (e.g. the paper's ViT-B/32, 8 frames, text head; head None keeps
+    the run's), so tables read every figure from one file. Eval metrics and artifacts join the run's MLflow run when it has one.
     """
     info = setup()
     run_dir = run_dir_of(cfg)
@@ -330,15 +330,16 @@ def evaluate(
         teardown(info)
 
 
-def _costs(cfg: RunConfig, cost_at: list[tuple[str, int]]) -> dict[str, Any]:
+def _costs(cfg: RunConfig, cost_at: list[tuple[str, int, str | None]]) -> dict[str, Any]:
     from dataclasses import asdict
 
     from ila.models.flops import model_cost
 
     out = {"run_config": {"backbone": cfg.model.backbone, "num_frames": cfg.model.num_frames,
                           **asdict(model_cost(cfg.model))}}
-    for backbone, frames in cost_at:
+    for backbone, frames, head in cost_at:
+        head = head or cfg.model.head
         cost = model_cost({**to_dict(cfg.model), "backbone": backbone, "num_frames": frames, "pretrained": None,
-                           "profile_operator_args": {}})
-        out[f"{backbone}@{frames}f"] = {"backbone": backbone, "num_frames": frames, **asdict(cost)}
+                           "profile_operator_args": {}, "head": head})
+        out[f"{backbone}@{frames}f"] = {"backbone": backbone, "num_frames": frames, "head": head, **asdict(cost)}
     return out

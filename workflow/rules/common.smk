@@ -68,4 +68,6 @@ def train_launcher():
 
 def cost_at(table):
     paper = table_spec(table).paper_config
-    return f"{paper.get('backbone', 'ViT-B-32')}:{paper.get('num_frames', 8)}"
+    # The paper's head too: a profile may train another (the embedded default's linear head), but the paper's
+    # GFLOPs column counts each row as the paper built it.
+    return f"{paper.get('backbone', 'ViT-B-32')}:{paper.get('num_frames', 8)}:{paper.get('head', 'text')}"
