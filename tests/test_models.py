@@ -187,6 +187,21 @@ def test_param_groups_and_freezing():
     assert len(unfrozen.param_groups()["clip"]) > len(groups["clip"])
 
 
+@pytest.mark.parametrize("variant", ["divided_st", "ata"])
+def test_copies_of_pretrained_weights_train_at_the_backbone_rate(variant):
+    """The temporal attention copied from the spatial one joins the CLIP group; its zero-initialised projection is
+    new. Every trainable parameter is in exactly one group."""
+    model = _model(variant)
+    groups = model.param_groups()
+    temporal = model.video_vit.operators["0"].temporal
+    clip_ids, new_ids = {id(p) for p in groups["clip"]}, {id(p) for p in groups["new"]}
+    assert {id(p) for p in temporal.attn.parameters()} <= clip_ids
+    assert {id(p) for p in temporal.norm.parameters()} <= clip_ids
+    assert {id(p) for p in temporal.fc.parameters()} <= new_ids
+    assert not clip_ids & new_ids
+    assert clip_ids | new_ids == {id(p) for p in model.parameters() if p.requires_grad}
+
+
 def test_linear_head_and_blocks_subset():
     model = _model("ila", head="linear", blocks=[2, 3])
     assert sorted(model.video_vit.operators.keys()) == ["2", "3"]

@@ -215,9 +215,11 @@ class VideoCLIP(nn.Module):
     # ------------------------------------------------------------------ parameters
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters split into pretrained CLIP weights and the ones this model adds (the trainer gives
-        the latter a 10x learning rate)."""
+        """Trainable parameters split into pretrained CLIP weights (with the operators' copies of them) and the
+        ones this model adds (the trainer gives the latter a 10x learning rate)."""
         clip_ids = {id(p) for p in self.clip.parameters()}
+        for op in self.video_vit.operators.values():
+            clip_ids.update(id(p) for p in op.pretrained_parameters())
         groups: dict[str, list[nn.Parameter]] = {"clip": [], "new": []}
         for p in self.parameters():
             if p.requires_grad:

@@ -14,6 +14,7 @@ Operators are registered by name and built from declarative options; the block w
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,6 +46,22 @@ class TemporalOperator(nn.Module):
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters that start as copies of the backbone's pretrained weights (see :func:`copy_pretrained`).
+
+        The model puts them in the backbone's learning-rate group: the recipe's 10x rate is meant for freshly
+        initialised weights, and pretrained copies trained at it leave the solution they start from. Measured on
+        the embedded default (400 steps): divided space-time attention reached 20.8% top-1 with its copied attention
+        at 10x and 53.3% with every new parameter at the base rate; ATA 15.2% and 49.5%."""
+        return [p for m in self.modules() if getattr(m, "is_pretrained_copy", False) for p in m.parameters()]
+
+
+def copy_pretrained(module: nn.Module) -> nn.Module:
+    """A trainable copy of a pretrained backbone module, marked for the backbone's learning rate."""
+    out = copy.deepcopy(module)
+    out.is_pretrained_copy = True
+    return out
 
 
 _OPERATORS: dict[str, Callable[..., TemporalOperator]] = {}

@@ -7,15 +7,20 @@ implementations build them: ``shared/reference/baselines.md``.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
+from ila.models.operators.base import (
+    BlockContext,
+    OperatorOutput,
+    TemporalOperator,
+    copy_pretrained,
+    register_operator,
+    split_frames,
+)
 
 
 def _attend(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
@@ -50,8 +55,8 @@ class _TemporalAttention(nn.Module):
 
     def __init__(self, ctx: BlockContext):
         super().__init__()
-        self.norm = copy.deepcopy(ctx.spatial_block.ln_1)
-        self.attn = copy.deepcopy(ctx.spatial_block.attn)
+        self.norm = copy_pretrained(ctx.spatial_block.ln_1)
+        self.attn = copy_pretrained(ctx.spatial_block.attn)
         self.fc = nn.Linear(ctx.width, ctx.width)
         nn.init.zeros_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
