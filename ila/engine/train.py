@@ -296,7 +296,8 @@ def evaluate(
 
     The metrics also carry the model's cost per view (GFLOPs, parameters) at the run's config and at each
     ``(backbone, frames, head)`` of ``cost_at`` (e.g. the paper's ViT-B/32, 8 frames, text head; head None keeps
-    the run's), so tables read every figure from one file. Eval metrics and artifacts join the run's MLflow run when it has one.
+    the run's), so tables read every figure from one file. Eval metrics and artifacts join the run's MLflow run
+    when it has one.
     """
     info = setup()
     run_dir = run_dir_of(cfg)
