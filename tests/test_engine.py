@@ -144,3 +144,18 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tiny_datas
 def test_config_errors_name_the_key(override, match, capsys):
     assert main(["train", override, "tracking.enabled=false"]) == 2
     assert match in capsys.readouterr().err
+
+
+def test_ila_probe_reports_the_temporal_path(tiny_dataset, tmp_path):
+    """analysis/ila_probe.py on a briefly trained ILA run: the three figures are printed, the MI tokens matter."""
+    out = tmp_path / "ila"
+    train(_cfg(tiny_dataset, out, "model.variant=ila", "model.operator_args.hidden=16", "tracking.enabled=false",
+               steps=4), run_eval=False)
+    script = os.path.join(os.path.dirname(__file__), "..", "analysis", "ila_probe.py")
+    res = subprocess.run([sys.executable, script, str(out), "--clips", "8"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 0, res.stderr
+    lines = {line.split(":")[0].strip(): line for line in res.stdout.splitlines()}
+    assert "8 clips" in res.stdout and "block 3" in lines
+    dropped = float(lines["mean |logit change|, MI tokens left out"].split()[-1])
+    assert dropped > 0  # leaving the tokens out changes the output: the probe really removed them
