@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ila.config import load_run_config
-from ila.data.dataset import build_dataloader, build_dataset, iterate_batches
+from ila.data.dataset import build_dataset, collate_clips
 from ila.engine import checkpoint as ckpt
 from ila.models import create_model
 from ila.models.operators.base import OperatorOutput
@@ -34,10 +34,11 @@ def main() -> None:
     model = create_model(cfg.model, val.class_names)
     model.load_state_dict(ckpt.load(args.run_dir / "checkpoints" / "last.pt", "cpu")["model"])
     model.eval()
-    # Every k-th clip of the whole split, so the probe sees all classes, not only the first ones of the list.
+    # Every k-th clip of the split, so the probe sees all classes, not only the first ones of the list; only
+    # those clips are decoded.
     step = max(1, len(val) // args.clips)
-    video = next(iterate_batches(build_dataloader(val, batch_size=len(val))))["video"]
-    video = video[::step][: args.clips, 0]  # the first temporal view
+    picked = [val[i] for i in range(0, len(val), step)][: args.clips]
+    video = collate_clips(picked)["video"][:, 0]  # the first temporal view
 
     points: dict[str, list[torch.Tensor]] = {}
     hooks = [op.align.register_forward_hook(lambda m, i, out, k=k: points.setdefault(k, []).append(out[0]))

@@ -14,9 +14,8 @@ import csv
 import json
 from pathlib import Path
 
-import yaml
-
 from ila.ablations import Table, load_table
+from ila.config import load_run_config
 from ila.reporting import FLOPS_CONVENTION, flops_gap_note
 
 COLUMNS = [
@@ -36,7 +35,7 @@ def _run_head(run_dir: Path) -> str | None:
     path = run_dir / "config.yaml"
     if not path.is_file():
         return None
-    return (yaml.safe_load(path.read_text()) or {}).get("model", {}).get("head")
+    return load_run_config(path).model.head
 
 
 def collect(table: Table, runs: Path, profile: str, dataset: str) -> tuple[list[dict], list[str]]:
