@@ -1,0 +1,63 @@
+"""The CI script itself: it runs the README's test line and fails whenever the install or the tests fail.
+
+Each case copies ``.ci/run`` into a throw-away project and runs it there (a fresh venv each time, ~7 s).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+[project]
+name = "ci-probe"
+version = "0"
+dependencies = [{deps}]
+[tool.setuptools]
+py-modules = []
+"""
+BROKEN = '"ci-probe-missing-dependency @ file:///nonexistent/ci-probe-missing-dependency"'
+
+
+def test_ci_runs_the_readme_test_line():
+    readme = (REPO / "README.md").read_text()
+    line = re.search(r"^(pip install -e \"\.\[test\]\" && pytest)\b", readme, re.M)
+    assert line, "README.md lost its test line"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'pip install -q -e ".[test]" && pytest || exit $?' in ci
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deps,test_body,want_rc", [
+    (BROKEN, "def test_ok():\n    assert True is not False\n", "nonzero"),  # the install fails: must not pass
+    ("", None, 5),  # no tests collected
+    ("", "def test_fails():\n    assert 1 == 2\n", 1),
+    ("", "def test_ok():\n    assert 1 + 1 == 2\n", 0),
+], ids=["broken-install", "no-tests", "failing-test", "passing"])  # fmt: skip
+def test_ci_script_fails_loudly(tmp_path, deps, test_body, want_rc):
+    proj = tmp_path / "proj"
+    (proj / ".ci").mkdir(parents=True)
+    shutil.copy(REPO / ".ci" / "run", proj / ".ci" / "run")
+    (proj / "pyproject.toml").write_text(PYPROJECT.format(deps=deps))
+    (proj / "tests").mkdir()
+    if test_body:
+        (proj / "tests" / "test_probe.py").write_text(test_body)
+    # The probe project has no test extra: pytest comes from the environment running this suite.
+    env = {**os.environ, "ILA_CI_SKIP_APT": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    res = subprocess.run(["bash", ".ci/run"], cwd=proj, env=env, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    if want_rc == "nonzero":
+        assert res.returncode != 0, out[-3000:]
+        assert "test_probe" not in out  # pytest never ran
+    else:
+        assert res.returncode == want_rc, out[-3000:]
+    assert ("ci: passed" in out) == (want_rc == 0), out[-3000:]
