@@ -3,10 +3,55 @@ import os
 # Tests never touch the network: a hub lookup must fail at once instead of retrying.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import inspect
 import shutil
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Generated stores that a test must never create in the project itself (tests use temporary stores only).
+PROJECT_STORES = ("mlruns", "mlflow.db", "mlartifacts")
+
+
+# --------------------------------------------------------------------------- guards on the suite itself
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    """A function that carries marks (parametrize, slow, gpu...) but would not be collected is a test that silently
+    never runs: fail the collection instead."""
+    result = yield
+    if (
+        not result
+        and inspect.isfunction(obj)
+        and getattr(obj, "pytestmark", None)
+        and obj.__module__ == getattr(collector.obj, "__name__", None)
+        and not collector.funcnamefilter(name)
+    ):
+        marks = ", ".join(sorted({m.name for m in obj.pytestmark}))
+        raise collector.CollectError(
+            f"{collector.nodeid}::{name} carries pytest marks ({marks}) but pytest never collects it: "
+            "rename it to start with 'test_'"
+        )
+    return result
+
+
+def pytest_sessionstart(session):
+    session.config._ila_stores_before = {n for n in PROJECT_STORES if (REPO / n).exists()}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_ila_stores_before", set())
+    new = sorted(n for n in PROJECT_STORES if (REPO / n).exists() and n not in before)
+    if new:
+        session.config.get_terminal_writer().line(
+            f"tests wrote MLflow data into the project ({', '.join(new)}): tests must use temporary stores", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")

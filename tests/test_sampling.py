@@ -12,7 +12,7 @@ def _g(seed=0):
 
 @pytest.mark.parametrize("strategy", ["segment", "uniform"])
 @pytest.mark.parametrize("n,t", [(16, 8), (300, 8), (100, 16), (7, 8), (3, 16), (1, 8), (8, 8)])
-def eval_indices_in_bounds_and_ordered(strategy, n, t):
+def test_indices_in_bounds_and_ordered(strategy, n, t):
     for seed in range(20):
         for idx in (train_indices(n, t, strategy, _g(seed)), eval_indices(n, t, strategy)):
             assert len(idx) == t
