@@ -5,8 +5,9 @@
 #   snakemake --profile workflow/profiles/slurm --configfile workflow/config/paper-k400.yaml
 #
 # Rows come from ablations/<table>.yaml; settings from workflow/config/*.yaml, validated against
-# workflow/schemas/config.schema.yaml (which also fills the defaults).
-from snakemake.utils import min_version, validate
+# workflow/schemas/config.schema.yaml (which also fills the defaults). Every row's run config is validated too, so a
+# bad key fails here, before any job starts.
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -14,10 +15,12 @@ min_version("9.0")
 configfile: workflow.source_path("workflow/config/default.yaml")
 
 
-validate(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
-
-
 include: "workflow/rules/common.smk"
+
+
+validate_config()
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"

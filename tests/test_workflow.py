@@ -42,11 +42,21 @@ def test_lint_is_clean(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
 
-def test_bad_config_fails_before_any_job(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("pretrain: {steps: -3}\n")
-    res = snakemake("-n", "results/table4.csv", "--configfile", str(bad), cwd=tmp_path)
-    assert res.returncode != 0 and "steps" in (res.stdout + res.stderr)
+@pytest.mark.parametrize("bad,message", [
+    ("pretrain: {steps: -3}", "config error: pretrain.steps: -3 is less than the minimum of 1"),
+    ("run: {train: {steps: -3}}", "config error: train.steps: expected a positive integer, got -3"),
+    ("run: {train: {stepz: 3}}", "config error: train.stepz: unknown key"),
+    ("run: {data: {hflip: sideways}}", "config error: data.hflip: expected one of"),
+])  # fmt: skip
+def test_bad_config_fails_before_any_job(tmp_path, bad, message):
+    """A real (not dry) run: the error names the key and nothing was generated, trained or logged."""
+    (tmp_path / "bad.yaml").write_text(bad + "\n")
+    res = snakemake("--cores", "1", "results/table4.csv", "--configfile", str(CONFIGS / "smoke.yaml"),
+                    str(tmp_path / "bad.yaml"), cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and message in out, out[-3000:]
+    assert "Building DAG" not in out and "rule " not in out
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".snakemake") == ["bad.yaml"]
 
 
 @pytest.mark.slow

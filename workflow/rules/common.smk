@@ -3,11 +3,40 @@ import copy
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from ila.ablations import load_table, row_run_config
+from ila.config import ConfigError, resolve_run_config
 
 ABLATIONS = Path(workflow.basedir) / "ablations"
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 CONDA_ENV = "../envs/ila.yaml"
+
+
+def validate_config():
+    """Fail before any job starts: the profile against its schema (the message names the dotted key), then every
+    row of every ablation file as the run config its job would get (a bad value or a typo under `run:` would
+    otherwise pass a dry run and fail only when training starts, after data and pretraining)."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        raise WorkflowError(f"config error: {key}: {err.message} (schema: {SCHEMA.relative_to(workflow.basedir)})")
+    validate(config, str(SCHEMA))  # fills the schema's defaults
+    for path in sorted(ABLATIONS.glob("*.yaml")):
+        spec = load_table(path)
+        for row in spec.available_rows():
+            try:
+                resolve_run_config(row_run_config(base_run_config(), spec, row, config.get("operator_args", {})))
+            except ConfigError as exc:
+                raise WorkflowError(
+                    f"config error: {exc} (in the run config of row {row.id!r} of {path.name}: the profile's "
+                    "`run:` section merged with the row's model and overrides)"
+                ) from None
 
 
 def table_spec(table):
