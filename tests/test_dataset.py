@@ -64,6 +64,25 @@ def data_cfg_root(cfg):
     return Path(cfg.root)
 
 
+def test_hflip_off_never_flips(data_cfg):
+    """With flip_p = 1, 'off' gives exactly the unflipped clip and label; 'remap' (the control) flips every clip."""
+    no_colour = dataclasses.replace(data_cfg.augment, color_jitter_p=0.0, grayscale_p=0.0)
+
+    def items(hflip, flip_p):
+        aug = dataclasses.replace(no_colour, flip_p=flip_p)
+        ds = VideoDataset(dataclasses.replace(data_cfg, hflip=hflip, augment=aug), "train", seed=4)
+        return ds, [ds[i] for i in range(0, len(ds), 9)]
+
+    off_ds, off = items("off", 1.0)
+    _, unflipped = items("remap", 0.0)
+    _, flipped = items("remap", 1.0)
+    for a, b, c in zip(off, unflipped, flipped):
+        torch.testing.assert_close(a["video"], b["video"], rtol=0, atol=0)
+        assert not torch.equal(a["video"], c["video"])
+        assert a["label"] == b["label"] == off_ds.records[a["index"]].label
+    assert any(a["label"] != c["label"] for a, c in zip(off, flipped))  # direction classes were remapped
+
+
 def test_flip_without_remap_is_refused_for_direction_classes(data_cfg):
     with pytest.raises(ConfigError, match="hflip.*remap"):
         VideoDataset(dataclasses.replace(data_cfg, hflip="on"), "train")
@@ -111,6 +130,21 @@ def test_bad_videos_in_workers_reach_the_main_process(tiny_copy, data_cfg):
     ds = VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy), num_workers=2, max_bad_fraction=0.05), "val")
     n = sum(len(b["index"]) for b in iterate_batches(build_dataloader(ds, batch_size=4)))
     assert n == len(ds) - 1 and list(ds.bad) == [str(victim)]
+
+
+def test_decode_failures_in_workers_past_the_threshold_stop_with_the_files(tiny_copy, data_cfg):
+    """Videos that exist but fail to decode inside loader workers (not dropped up front) count towards
+    max_bad_fraction: the second of 36 passes 5% and loading stops, naming them."""
+    lines = (tiny_copy / "val.txt").read_text().splitlines()
+    victims = [tiny_copy / lines[i].rsplit(maxsplit=1)[0] for i in (3, 11, 20)]
+    for v in victims:
+        v.write_bytes(b"\x00garbage" * 500)
+    ds = VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy), num_workers=2, max_bad_fraction=0.05), "val")
+    assert len(ds) == ds.num_listed  # nothing looked wrong before decoding
+    with pytest.raises(BadDataError, match=r"2 of 36 videos in the val list .* > data.max_bad_fraction=5.0%") as err:
+        for _ in iterate_batches(build_dataloader(ds, batch_size=4)):
+            pass
+    assert str(victims[0]) in str(err.value) and str(victims[1]) in str(err.value)
 
 
 @pytest.mark.parametrize(

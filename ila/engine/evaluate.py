@@ -34,8 +34,10 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
     twin_hits = torch.zeros((), dtype=torch.long, device=info.device)
     twin_total = torch.zeros((), dtype=torch.long, device=info.device)
     model.eval()
+    evaluated: list[int] = []
     bar = tqdm(total=len(loader), desc="evaluate", unit="batch", disable=None if info.is_main else True)
     for batch in iterate_batches(loader):
+        evaluated += batch["index"].tolist()
         video = batch["video"].to(info.device, non_blocking=True)  # [B, V, T, 3, S, S]
         labels = batch["label"].to(info.device)
         b, v = video.shape[:2]
@@ -59,7 +61,27 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
     skipped: dict[str, str] = {}
     for part in all_gather_objects(dataset.bad, info):
         skipped.update(part)
-    return summarise(confusion.cpu(), int(top5), int(twin_hits), int(twin_total), classes, skipped, dataset.num_listed)
+    # Decode failures were attempted by this rank too: they count towards its shard.
+    failed = [i for i, rec in enumerate(dataset.records) if str(rec.path) in dataset.bad]
+    shards = all_gather_objects(sorted(evaluated + failed), info)
+    check_shards(shards, len(dataset))
+    metrics = summarise(confusion.cpu(), int(top5), int(twin_hits), int(twin_total), classes, skipped,
+                        dataset.num_listed)
+    metrics["eval_world_size"] = info.world_size
+    metrics["eval_videos_per_rank"] = [len(s) for s in shards]
+    return metrics
+
+
+def check_shards(shards: list[list[int]], length: int) -> None:
+    """Every video attempted by exactly one rank: the sums above would otherwise count some twice or never."""
+    seen = [i for shard in shards for i in shard]
+    if len(seen) != len(set(seen)) or set(seen) != set(range(length)):
+        dup = len(seen) - len(set(seen))
+        missing = length - len(set(seen) & set(range(length)))
+        raise RuntimeError(
+            f"evaluation shards are wrong: {dup} videos evaluated by more than one rank, {missing} by none "
+            f"({len(shards)} ranks, {length} videos); check the process group (RANK / WORLD_SIZE)"
+        )
 
 
 def summarise(confusion, top5, twin_hits, twin_total, classes, skipped, num_listed) -> dict[str, Any]:
