@@ -131,10 +131,17 @@ def test_mask_values_at_known_points():
     torch.testing.assert_close(w, torch.tensor([0.0, 0.0, 0.25, 1.0, 1.0]))
     m = interactive_masks(torch.tensor([[0.5, -0.5]]), (5, 5))[0]  # (x, y)
     assert m[1, 3] == 1.0 and m[3, 1] == 0.0 and m.argmax() == 1 * 5 + 3
+    # Jitter 0.2 at the centre: the nine offsets are every (dx, dy) in {-0.2, 0, 0.2}^2, so the mean mask is the outer
+    # product of the per-axis means. Worked by hand on the 7-point grid (-1, -2/3, -1/3, 0, 1/3, 2/3, 1) with
+    # w(d) = 1 for d <= 0.25 else max(0, 1 - 1.5 (d - 0.25)):
+    #   point  0.0: 0,     0.375, 0.875, 1, 0.875, 0.375, 0
+    #   point  0.2: 0,     0.075, 0.575, 1, 1,     0.675, 0.175
+    #   point -0.2: 0.175, 0.675, 1,     1, 0.575, 0.075, 0
+    #   mean:       7/120, 3/8,   49/60, 1, 49/60, 3/8,   7/120
+    axis = torch.tensor([7 / 120, 3 / 8, 49 / 60, 1.0, 49 / 60, 3 / 8, 7 / 120])
     jittered = interactive_masks(torch.tensor([[0.0, 0.0]]), (7, 7), jitter=0.2)[0]
-    offsets = torch.tensor([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0], [1, 1], [-1, -1], [1, -1], [-1, 1]]) * 0.2
-    expected = torch.stack([interactive_masks(o.view(1, 2).float(), (7, 7))[0] for o in offsets]).mean(0)
-    torch.testing.assert_close(jittered, expected)
+    torch.testing.assert_close(jittered, axis[:, None] * axis[None, :])
+    assert jittered[3, 3] == 1.0 and abs(jittered[0, 0] - (7 / 120) ** 2) < 1e-7
 
 
 def test_mask_gradient_reaches_the_points():
