@@ -206,16 +206,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _user_errors() -> dict[type, str]:
+    """Errors caused by the user's input, printed as one tidy message (exit code 2) instead of a traceback: each
+    already names the file or key and what was expected."""
     from ila.config import ConfigError
+    from ila.data.annotations import AnnotationError
+    from ila.data.dataset import BadDataError
+    from ila.engine.checkpoint import CheckpointError
+    from ila.models.backbone import MissingWeightsError
 
+    return {ConfigError: "config error", AnnotationError: "annotation error", BadDataError: "data error",
+            CheckpointError: "checkpoint error", MissingWeightsError: "missing weights"}
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kinds = _user_errors()
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(f"ila {args.command}: config error: {exc}", file=sys.stderr)
+    except tuple(kinds) as exc:
+        kind = next(k for t, k in kinds.items() if isinstance(exc, t))
+        print(f"ila {args.command}: {kind}: {exc}", file=sys.stderr)
+        if args.verbose:
+            raise
         return 2
 
 

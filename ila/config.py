@@ -237,6 +237,10 @@ def build(cls: type, data: Mapping[str, Any] | None, where: str = ""):
     return obj
 
 
+YAML_TRUE = ("on", "true", "yes")
+YAML_FALSE = ("off", "false", "no")
+
+
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
@@ -257,7 +261,13 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return build(tp, value, key)
     if origin is Literal:
-        if value in typing.get_args(tp):
+        allowed = typing.get_args(tp)
+        if isinstance(value, bool):
+            # YAML 1.1 reads on/off, yes/no and true/false as booleans: take the spelling this key accepts.
+            spelling = [w for w in (YAML_TRUE if value else YAML_FALSE) if w in allowed]
+            if spelling:
+                return spelling[0]
+        elif value in allowed:
             return value
         raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
     if origin in (typing.Union, types.UnionType):

@@ -37,3 +37,18 @@ def test_overrides_parse_yaml_values():
 def test_short_side_follows_the_clip_recipe():
     assert DataConfig(input_size=224).short_side == 256
     assert DataConfig(input_size=32).short_side == 37
+
+
+def test_yaml_on_off_mean_what_the_user_wrote(tmp_path):
+    """YAML 1.1 reads on/off as booleans; for keys whose values are 'on'/'off' they mean those words."""
+    from ila.config import load_run_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  hflip: off\n")
+    assert load_run_config(path).data.hflip == "off"
+    assert load_run_config(path, ["data.hflip=on"]).data.hflip == "on"
+    assert load_run_config(path, ["data.hflip=remap"]).data.hflip == "remap"
+    with pytest.raises(ConfigError, match=r"data.sampling: expected one of 'segment', 'uniform', got True"):
+        load_run_config(path, ["data.sampling=yes"])  # no boolean spelling among its values
+    with pytest.raises(ConfigError, match=r"data.test_crops: expected one of 1, 3, got True"):
+        load_run_config(path, ["data.test_crops=true"])  # True == 1 in Python, but it is not a crop count

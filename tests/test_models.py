@@ -259,3 +259,17 @@ def test_fetch_weights_downloads_and_checks_a_checkpoint(tmp_path):
         assert not (tmp_path / "weights" / "bad.pt").exists()
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("variant,over", CASES, ids=[f"{v}-{i}" for i, (v, _) in enumerate(CASES)])
+def test_forward_backward_under_bf16_autocast(variant, over):
+    """The GPU recipe trains under bf16 autocast; CPU autocast runs the same casts, so dtype bugs (e.g. a bf16 matrix
+    handed to numpy) show up here without a GPU."""
+    model = _model(variant, **over).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(_video())
+        loss = F.cross_entropy(out.logits.float(), torch.tensor([0, 2])) + out.aux_loss.float()
+    assert torch.isfinite(loss)
+    loss.backward()
+    new = [p for p in model.param_groups()["new"] if p.requires_grad]
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in new), variant

@@ -1,14 +1,30 @@
-"""Atomic checkpoints: written to a temp file and renamed, so an interruption never leaves a half-written file."""
+"""Checkpoints that survive faults.
+
+* Atomic: written to ``<name>.tmp`` and renamed, so an interruption never leaves a half-written checkpoint, and a
+  failed write (a full disk) removes the temporary file and keeps the previous checkpoint.
+* Verified on load: a torch checkpoint is a zip archive whose every record carries a CRC-32 of its bytes; :func:`load`
+  checks all of them before unpickling, so a truncated file or an overwritten block is refused by name instead of
+  loading silently wrong tensors (torch itself does not check them).
+* Safe: loading is weights-only (tensors and plain containers); a file carrying other Python objects is refused.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import random
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written or read; the message names the file and what to do."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -48,9 +64,50 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    try:
+        # Through a Python file object, a failed write surfaces as the OSError it is (torch's own writer reports
+        # only "unexpected pos").
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(path.parent).free
+            kept = f"the previous checkpoint {path} is kept" if path.exists() else "no earlier checkpoint exists"
+            raise CheckpointError(
+                f"no space left on device while writing checkpoint {path} ({free / 2**20:.0f} MiB free there); "
+                f"the partial file was removed and {kept}: free some space and run the same command again to resume"
+            ) from exc
+        raise
     os.replace(tmp, path)
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    return torch.load(path, map_location=map_location, weights_only=True)
+def verify(path: str | Path) -> None:
+    """Raise :class:`CheckpointError` unless every record of the checkpoint matches its stored CRC-32."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a complete checkpoint ({exc}); it may be truncated") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint: record {bad!r} does not match its stored checksum")
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu", what_to_do: str = "") -> dict[str, Any]:
+    """Verify, then load a checkpoint weights-only; errors say which file and ``what_to_do`` about it."""
+    path = Path(path)
+    hint = f" ({what_to_do})" if what_to_do else ""
+    try:
+        verify(path)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}{hint}") from None
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused: the file holds Python objects other than tensors and plain containers, and loading "
+            f"it could run arbitrary code ({first}). Only load checkpoints written by this suite{hint}"
+        ) from None

@@ -161,7 +161,9 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
 
     step, epoch, batch_in_epoch = 0, 0, 0
     ckpt_path = run_dir / "checkpoints" / "last.pt"
-    state = ckpt.load(ckpt_path, info.device) if resume and ckpt_path.exists() else None
+    state = None
+    if resume and ckpt_path.exists():
+        state = ckpt.load(ckpt_path, info.device, what_to_do="delete it, or pass --no-resume to start this run over")
     if state is not None and state["config"] != to_dict(cfg):
         log.warning("%s was written with another config; starting this run from scratch", ckpt_path)
         state = None
@@ -310,7 +312,8 @@ def evaluate(
             raise FileNotFoundError(f"checkpoint {path} not found: train the run first (ila train) or pass --checkpoint")
         val = VideoDataset(cfg.data, "val", seed=cfg.seed)
         model = create_model(cfg.model, val.class_names).to(info.device)
-        model.load_state_dict(ckpt.load(path, info.device)["model"])
+        model.load_state_dict(ckpt.load(path, info.device, what_to_do="train the run again: ila train CONFIG "
+                                        "--no-resume, or pass another --checkpoint")["model"])
         metrics = run_evaluation(model, cfg, info, _autocast_dtype(cfg, info))
         summary = run_dir / "train_summary.json"
         if summary.exists():

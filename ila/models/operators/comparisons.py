@@ -118,8 +118,10 @@ def assignment_trajectories(patches: torch.Tensor) -> torch.Tensor:
     has no multiply-adds, is replaced by the identity.
     """
     b, t, n, _ = patches.shape
-    feats = F.normalize(patches.detach().float(), dim=-1)
-    cost = -(feats[:, :-1] @ feats[:, 1:].transpose(-1, -2))  # [B, T-1, N, N]
+    # fp32 even under autocast: the Hungarian step needs exact ties broken the same way, and numpy has no bf16.
+    with torch.autocast(patches.device.type, enabled=False):
+        feats = F.normalize(patches.detach().float(), dim=-1)
+        cost = -(feats[:, :-1] @ feats[:, 1:].transpose(-1, -2))  # [B, T-1, N, N]
     if cost.device.type == "meta":
         return torch.arange(n, device=cost.device).expand(b, t, n)
     cost_np = cost.cpu().numpy()

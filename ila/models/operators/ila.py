@@ -42,12 +42,14 @@ def axis_weights(coord: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def interactive_masks(points: torch.Tensor, grid: tuple[int, int], jitter: float = 0.0) -> torch.Tensor:
-    """Masks ``[N, H, W]`` for points ``[N, 2]`` given as (x, y) in [-1, 1].
+    """Masks ``[N, H, W]`` (float32) for points ``[N, 2]`` given as (x, y) in [-1, 1].
 
     With ``jitter > 0`` (training) the point is also shifted by the 8 neighbouring offsets times ``jitter`` and the
-    nine masks are averaged, as in the release.
+    nine masks are averaged, as in the release. Always computed in float32: under bf16 autocast the points arrive in
+    bf16, whose 8-bit mantissa would put the grid and the ramp's breakpoints visibly off.
     """
     h, w = grid
+    points = points.float()
     if jitter > 0:
         pts = points.unsqueeze(1) + JITTER_OFFSETS.to(points) * jitter  # [N, 9, 2]
     else:
@@ -231,8 +233,8 @@ class ILAOperator(TemporalOperator):
         p = len(pairs)
         points, _ = self.align(to_maps(first, self.grid).flatten(0, 1), to_maps(second, self.grid).flatten(0, 1))
         jitter = self.jitter if self.training else 0.0
-        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1)
-        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1)
+        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1).to(first.dtype)
+        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1).to(second.dtype)
         aligned = torch.stack([mask_a * first, mask_b * second], dim=2)  # [B, P, 2, HW, D]
         pair_idx = torch.tensor([u[0] for u in use], device=patches.device)
         side_idx = torch.tensor([u[1] for u in use], device=patches.device)

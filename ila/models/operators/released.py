@@ -57,8 +57,8 @@ class ReleasedILAOperator(TemporalOperator):
         inter_tokens = torch.cat([cls, inter_tokens], dim=2).reshape(bt, n, d)
 
         jitter = self.jitter if self.training else 0.0
-        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1)
-        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1)
+        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1).to(first.dtype)
+        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1).to(second.dtype)
         aligned_a, aligned_b = mask_a * first, mask_b * second
         loss = alignment_loss(aligned_a.sum(2), aligned_b.sum(2))
         with_cls_a = torch.cat([cls[:, :-1], aligned_a], dim=2)
