@@ -126,12 +126,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--md", required=True)
     p.add_argument("--profile", default="default")
     p.add_argument("--dataset", default="")
+    p.add_argument("--mlflow-uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not attach the table to its MLflow experiment")
     args = p.parse_args(argv)
     table = load_table(args.table)
     rows, notes = collect(table, Path(args.runs), args.profile, args.dataset)
     write_csv(rows, Path(args.csv))
     write_markdown(table, rows, notes, Path(args.md), args.profile, args.dataset)
     print(f"wrote {args.csv} and {args.md} ({len(rows)} rows)")
+    if not args.no_mlflow:
+        from ila.engine.tracking import log_table
+
+        run_id = log_table(table.table, [args.csv, args.md], {"profile": args.profile, "dataset": args.dataset},
+                           args.mlflow_uri)
+        print(f"attached them to MLflow run {run_id} in experiment {table.table!r}")
 
 
 if __name__ == "__main__":

@@ -193,6 +193,31 @@ def _run_fetch_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="print MLflow UI addresses that compare a table's runs",
+                       description="Print the MLflow UI addresses of a table's experiment: its runs with the key "
+                       "figures as columns, and every finished run side by side. Start the UI first: "
+                       "mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    p.add_argument("table", help="the table's experiment, e.g. table4")
+    p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--ui", default="http://127.0.0.1:5000", help="where the MLflow UI serves")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from ila.engine.tracking import row_runs, ui_urls
+
+    try:
+        urls = ui_urls(args.table, args.uri, args.ui)
+    except LookupError as exc:
+        print(f"ila compare: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.table}: {len(row_runs(args.table, args.uri))} finished runs")
+    print(f"  runs table, key figures as columns: {urls['runs']}")
+    print(f"  side by side:                       {urls['compare']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ila", description="ILA reproduction suite")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -203,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_tracking_init(sub)
     _add_fetch_weights(sub)
+    _add_compare(sub)
     return parser
 
 

@@ -37,6 +37,19 @@ def pytest_pycollect_makeitem(collector, name, obj):
     return result
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run where CUDA is present and skip cleanly, with the reason, where it is not."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA (a GPU machine); runs there with `pytest -m gpu`")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
 def pytest_sessionstart(session):
     session.config._ila_stores_before = {n for n in PROJECT_STORES if (REPO / n).exists()}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,19 @@ def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+COST_FIELDS = ("gflops", "gflops_operator", "params_total", "params_trainable", "params_operator", "params_added")
+
+
 def metrics_for_mlflow(metrics: dict[str, Any]) -> dict[str, float]:
-    return {f"eval/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    """Scalar metrics under ``eval/``, and the model's cost per view (``metrics["cost"]``) under
+    ``cost/run_config/...`` and ``cost/at_<backbone>_<frames>f/...`` (e.g. the paper's ViT-B/32, 8 frames), so runs
+    can be compared on cost as well as accuracy."""
+    out = {f"eval/{k}": float(v) for k, v in metrics.items()
+           if isinstance(v, (int, float)) and not isinstance(v, bool)}  # fmt: skip
+    for where, cost in metrics.get("cost", {}).items():
+        label = where if where == "run_config" else "at_" + re.sub(r"[^\w.-]", "_", where)
+        out.update({f"cost/{label}/{k}": float(cost[k]) for k in COST_FIELDS if cost.get(k) is not None})
+    return out
 
 
 def config_snapshot(cfg: RunConfig) -> dict[str, Any]:

@@ -1,23 +1,48 @@
 """MLflow tracking: one experiment per table, one run per row; batched metrics; a no-op when switched off.
 
-A fresh SQLite store breaks when many jobs create it at once (tooling.md), so :func:`init_store` creates the
-database and the experiments once, before parallel jobs start (the workflow has a rule for it); runs then only
-attach to an existing experiment.
+A fresh SQLite store breaks when many jobs create it at once (alembic migrations race: tooling.md). So
+:func:`init_store` creates the database and the experiments under a file lock beside the database: any number of
+jobs may start at once against a store nobody created (the workflow still creates it once, up front). Experiments
+keep their artifacts beside the database (not in the current directory) and open on MLflow's training-runs view.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import subprocess
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from ila.config import TrackingConfig, flatten, to_dict
 from ila.paths import project_root
 
 log = logging.getLogger(__name__)
+
+# MLflow 3's UI opens an experiment on its GenAI overview unless told it holds model training: the experiment-kind
+# tag (read by the UI where the kind is per experiment) and ?workflowType=machine_learning in the addresses we print
+# (MLflow 3.17 takes the kind from a global switch that this parameter sets).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+UI_QUERY = "workflowType=machine_learning"
+# A shared view of the runs table (the UI's "shared view state", an experiment tag) with the key figures as columns,
+# best top-1 first; `ila compare` prints its address.
+VIEW_KEY = "ila"
+KEY_COLUMNS = [
+    "metrics.`eval/top1`", "metrics.`eval/top5`", "metrics.`eval/top1_temporal`", "metrics.`eval/top1_static`",
+    "metrics.`eval/twin_order_accuracy`", "metrics.`cost/at_ViT-B-32_8f/gflops`", "metrics.`cost/run_config/gflops`",
+    "metrics.`cost/run_config/params_operator`", "tags.`paper.top1`", "tags.`paper.gflops`", "tags.`seed`",
+]  # fmt: skip
+EXPERIMENT_TAGS = {
+    **EXPERIMENT_KIND,
+    f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(
+        {"selectedColumns": KEY_COLUMNS, "orderByKey": "metrics.`eval/top1`", "orderByAsc": False}
+    ),
+}
 
 
 def tracking_uri(cfg: TrackingConfig | None = None) -> str:
@@ -26,15 +51,55 @@ def tracking_uri(cfg: TrackingConfig | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    path = unquote(urlparse(uri).path)
+    if path in ("", "/:memory:"):
+        return None
+    # sqlite:///rel.db -> "/rel.db" relative to the cwd; sqlite:////abs.db -> "//abs.db"
+    return Path(path[1:]).resolve() if not path.startswith("//") else Path(path[1:])
+
+
+def _store_lock(uri: str):
+    from filelock import FileLock
+
+    db = sqlite_path(uri)
+    if db is None:
+        return nullcontext()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(db) + ".lock", timeout=600)
+
+
+def artifact_root(uri: str) -> Path:
+    """Where a store's runs keep their files: beside a SQLite database, else the project's ``mlruns/``."""
+    db = sqlite_path(uri)
+    return (db.parent if db is not None else project_root()) / "mlruns"
+
+
 def init_store(uri: str, experiments: list[str]) -> dict[str, str]:
-    """Create the tracking database and experiments (idempotent); returns experiment ids by name."""
+    """Create the tracking database and experiments (idempotent, safe under concurrency); ids by name."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
     ids = {}
-    for name in experiments:
-        exp = client.get_experiment_by_name(name)
-        ids[name] = exp.experiment_id if exp is not None else client.create_experiment(name)
+    with _store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)  # a SQLite store migrates its schema here, under the lock
+        for name in experiments:
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                location = artifact_root(uri) / re.sub(r"[^\w.-]", "_", name)
+                try:
+                    ids[name] = client.create_experiment(name, artifact_location=location.as_uri(),
+                                                         tags=EXPERIMENT_TAGS)
+                except MlflowException:  # created meanwhile by a job on another machine (server stores)
+                    ids[name] = client.get_experiment_by_name(name).experiment_id
+            else:
+                ids[name] = exp.experiment_id
+                for key, value in EXPERIMENT_TAGS.items():
+                    if exp.tags.get(key) != value:
+                        client.set_experiment_tag(exp.experiment_id, key, value)
     return ids
 
 
@@ -64,8 +129,8 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         uri = tracking_uri(self.cfg)
-        self._client = MlflowClient(tracking_uri=uri)
         exp_id = init_store(uri, [self.cfg.experiment])[self.cfg.experiment]
+        self._client = MlflowClient(tracking_uri=uri)  # after init_store: building a client opens (migrates) the store
         id_file = self.run_dir / "mlflow_run_id"
         if id_file.exists():  # a resumed run continues its MLflow run
             self.run_id = id_file.read_text().strip()
@@ -77,10 +142,14 @@ class Tracker:
             id_file.parent.mkdir(parents=True, exist_ok=True)
             id_file.write_text(self.run_id)
             params = [Param(k, str(v)[:6000]) for k, v in flatten(to_dict(config)).items()]
-            all_tags = {"git_commit": git_commit(), **tags, **{k: str(v) for k, v in self.cfg.tags.items()}}
+            all_tags = {"git_commit": git_commit(), "seed": str(getattr(config, "seed", "")), **tags,
+                        **{k: str(v) for k, v in self.cfg.tags.items()}}
             for i in range(0, len(params), 100):
                 self._client.log_batch(self.run_id, params=params[i : i + 100])
             self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
+            config_file = self.run_dir / "config.yaml"
+            if config_file.is_file():  # the resolved config, beside the params, from the run's first minute
+                self.log_artifact(config_file)
         log.info("MLflow run %s in experiment %r at %s", self.run_id, self.cfg.experiment, uri)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
@@ -107,3 +176,57 @@ class Tracker:
         if self.active and self.run_id:
             self.flush()
             self._client.set_terminated(self.run_id, status=status)
+
+
+def log_table(experiment: str, files: list[str | Path], tags: dict[str, str], uri: str | None = None) -> str:
+    """Attach a table's files (CSV, Markdown, ...) to one table-level run in the table's experiment.
+
+    The run is found again by its tags (``ila.kind=table`` and the profile), so rebuilding a table updates its
+    run instead of adding another. Returns the run id."""
+    from mlflow.tracking import MlflowClient
+
+    uri = uri or tracking_uri()
+    exp_id = init_store(uri, [experiment])[experiment]
+    client = MlflowClient(tracking_uri=uri)
+    query = f"tags.`ila.kind` = 'table' and tags.profile = '{tags.get('profile', '')}'"
+    found = client.search_runs([exp_id], query, max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+    else:
+        run_id = client.create_run(exp_id, run_name=f"{experiment} (table)", tags={"ila.kind": "table"}).info.run_id
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
+    for path in files:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id)
+    return run_id
+
+
+def row_runs(experiment: str, uri: str | None = None) -> list:
+    """The finished row runs of a table's experiment (not the table-level run), oldest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri or tracking_uri())
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
+    return [r for r in runs if r.data.tags.get("ila.kind") != "table"]
+
+
+def ui_urls(experiment: str, uri: str | None = None, base: str = "http://127.0.0.1:5000") -> dict[str, str]:
+    """MLflow UI addresses for a table: ``runs`` (its runs table with the key figures as columns, best first) and
+    ``compare`` (every finished row run side by side: metrics, parameters, parallel coordinates, scatter plots)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri or tracking_uri())
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise LookupError(f"no MLflow experiment {experiment!r} at {uri or tracking_uri()}")
+    base = base.rstrip("/")
+    runs = json.dumps([r.info.run_id for r in row_runs(experiment, uri)], separators=(",", ":"))
+    return {
+        "runs": f"{base}/#/experiments/{exp.experiment_id}/runs?{UI_QUERY}&viewStateShareKey={VIEW_KEY}",
+        "compare": f"{base}/#/compare-runs?runs={runs}&experiments=[\"{exp.experiment_id}\"]&{UI_QUERY}",
+    }

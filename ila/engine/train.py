@@ -284,7 +284,7 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
     if info.is_main:
         json_path, png = write_metrics(metrics, run_dir)
         tracker.log_metrics(metrics_for_mlflow(metrics), step)
-        for path in (json_path, png, run_dir / "config.yaml"):
+        for path in (json_path, png):
             tracker.log_artifact(path)
         log.info("top-1 %.4f top-5 %.4f on %d videos (%d skipped)", metrics["top1"], metrics["top5"],
                  metrics["num_videos"], metrics["num_skipped"])
@@ -323,8 +323,9 @@ def evaluate(
             tracker.start(cfg, {})
             paths = write_metrics(metrics, run_dir)
             tracker.log_metrics(metrics_for_mlflow(metrics), metrics.get("train_steps", 0))
-            for path in paths:
-                tracker.log_artifact(path)
+            for path in (*paths, run_dir / "config.yaml"):
+                if path.is_file():
+                    tracker.log_artifact(path)
             tracker.end()
         return metrics
     finally:

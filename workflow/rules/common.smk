@@ -90,6 +90,13 @@ def row_config(wildcards):
     )
 
 
+def mlflow_args():
+    """How the table writer reaches the runs' MLflow store (or that tracking is off in this profile)."""
+    if not config["run"].get("tracking", {}).get("enabled", True):
+        return "--no-mlflow"
+    return f"--mlflow-uri {config['mlflow_uri']}" if config.get("mlflow_uri") else ""
+
+
 def train_launcher():
     gpus = int(config["gpus_per_job"])
     return f"torchrun --standalone --nproc_per_node {gpus} -m ila.cli" if gpus > 1 else "ila"

@@ -14,8 +14,9 @@ rule table:
         script=str(Path(workflow.basedir) / "analysis" / "make_table.py"),
         profile=config["profile"],
         dataset=Path(dataset_root()).name,
+        mlflow=mlflow_args(),
     conda:
         CONDA_ENV
     shell:
         "python {params.script} --table {input.spec} --runs results/{wildcards.table} --csv {output.csv} "
-        "--md {output.md} --profile {params.profile} --dataset {params.dataset} > {log} 2>&1"
+        "--md {output.md} --profile {params.profile} --dataset {params.dataset} {params.mlflow} > {log} 2>&1"
