@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from ila.cli import main
+from ila.models import list_variants
 from ila.models.backbone import build_clip
 from ila.models.flops import count_macs, model_cost
 
@@ -30,6 +31,12 @@ def test_vit_b32_reference_figures():
     assert base.params_operator == 0
     costs = {v: model_cost({"variant": v, "backbone": "ViT-B-32"}).gflops for v in ("baseline", "avg_pool", "ila")}
     assert costs["baseline"] < costs["avg_pool"] < costs["ila"]
+
+
+@pytest.mark.parametrize("variant", list_variants())
+def test_every_variant_is_counted_on_the_meta_device(variant):
+    cost = model_cost({"variant": variant, "backbone": "ILA-mini-32", "num_frames": 4})
+    assert cost.gflops > 0 and cost.params_total > 0
 
 
 def test_flops_command_prints_a_row(capsys):

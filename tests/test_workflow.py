@@ -82,7 +82,20 @@ def test_smoke_run_end_to_end(tmp_path):
         assert r["profile"] == "smoke" and r["dataset"] == "synth-tiny"
     md = (tmp_path / "results" / "table4.md").read_text()
     assert "Paper Top-1" in md and "## Notes" in md and "authors' released code" in md
-    assert (tmp_path / "mlflow.db").exists()
+    # MLflow: one experiment for the table, one run per row (tagged), and the table's files on a table-level run.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("table4").experiment_id])
+    row_runs = {r.data.tags["row"]: r for r in runs if r.data.tags.get("ila.kind") != "table"}
+    assert set(row_runs) == set(rows)
+    for row_id, run in row_runs.items():
+        assert run.info.status == "FINISHED" and run.data.tags["table"] == "table4" and run.data.tags["seed"] == "0"
+        assert "eval/top1" in run.data.metrics and "cost/at_ViT-B-32_8f/gflops" in run.data.metrics
+        assert run.data.tags.get("paper.top1") == (None if rows[row_id].paper.get("top1") is None
+                                                  else str(rows[row_id].paper["top1"]))
+    [table_run] = [r for r in runs if r.data.tags.get("ila.kind") == "table"]
+    assert {a.path for a in client.list_artifacts(table_run.info.run_id)} == {"table4.csv", "table4.md"}
     again = snakemake("-n", "--cores", "2", "results/table4.csv", "--configfile", str(CONFIGS / "smoke.yaml"),
                       cwd=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

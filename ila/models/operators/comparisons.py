@@ -7,6 +7,8 @@ implementations build them: ``shared/reference/baselines.md``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -118,11 +120,13 @@ def assignment_trajectories(patches: torch.Tensor) -> torch.Tensor:
     has no multiply-adds, is replaced by the identity.
     """
     b, t, n, _ = patches.shape
+    dev = patches.device.type
     # fp32 even under autocast: the Hungarian step needs exact ties broken the same way, and numpy has no bf16.
-    with torch.autocast(patches.device.type, enabled=False):
+    # (The meta device of the FLOP counter has no autocast to leave.)
+    with torch.autocast(dev, enabled=False) if dev != "meta" else nullcontext():
         feats = F.normalize(patches.detach().float(), dim=-1)
         cost = -(feats[:, :-1] @ feats[:, 1:].transpose(-1, -2))  # [B, T-1, N, N]
-    if cost.device.type == "meta":
+    if dev == "meta":
         return torch.arange(n, device=cost.device).expand(b, t, n)
     cost_np = cost.cpu().numpy()
     step = np.empty((b, t - 1, n), dtype=np.int64)
