@@ -89,7 +89,13 @@ def build_optimizer(model: VideoCLIP, cfg: RunConfig) -> torch.optim.Optimizer:
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise ValueError("the model has no trainable parameters")
-    return torch.optim.AdamW(groups, betas=tuple(o.betas), eps=o.eps)
+    # The fused kernel updates every tensor of a group at once: a handful of ops per step instead of ~10 per
+    # parameter tensor (ILA's alignment modules add ~100 small tensors; unfused, AdamW alone took 16.6 ms of an
+    # H200 step). CPU and CUDA have it; elsewhere the multi-tensor (foreach) path.
+    try:
+        return torch.optim.AdamW(groups, betas=tuple(o.betas), eps=o.eps, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(groups, betas=tuple(o.betas), eps=o.eps, foreach=True)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig) -> CosineLRScheduler:

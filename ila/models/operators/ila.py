@@ -29,34 +29,51 @@ from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOper
 MASK_FLAT = 0.25
 MASK_SLOPE = 1.5
 POINT_RANGE = 0.75  # points live in [-0.75, 0.75] of the [-1, 1] grid (tanh x 0.75)
-JITTER_OFFSETS = torch.tensor(
-    [[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0], [1, 1], [-1, -1], [1, -1], [-1, 1]], dtype=torch.float32
-)
 
 
 def axis_weights(coord: torch.Tensor, size: int) -> torch.Tensor:
-    """Per-axis mask weights of points ``coord [...]`` on a ``size``-point grid over [-1, 1] -> ``[..., size]``."""
+    """Per-axis mask weights of points ``coord [...]`` on a ``size``-point grid over [-1, 1] -> ``[..., size]``.
+
+    ``clamp(1 - slope * (|g - p| - flat), 0, 1)``: 1 within ``flat`` of the point, then the linear ramp, then 0 —
+    the release's piecewise function in one expression (the gradient reaches the point through the ramp only)."""
     grid = torch.linspace(-1.0, 1.0, size, device=coord.device, dtype=coord.dtype)
-    dist = (grid - coord.unsqueeze(-1)).abs()
-    return torch.where(dist <= MASK_FLAT, torch.ones_like(dist), F.relu(1 - MASK_SLOPE * (dist - MASK_FLAT)))
+    return (1 - MASK_SLOPE * ((grid - coord.unsqueeze(-1)).abs() - MASK_FLAT)).clamp(0, 1)
 
 
 def interactive_masks(points: torch.Tensor, grid: tuple[int, int], jitter: float = 0.0) -> torch.Tensor:
     """Masks ``[N, H, W]`` (float32) for points ``[N, 2]`` given as (x, y) in [-1, 1].
 
     With ``jitter > 0`` (training) the point is also shifted by the 8 neighbouring offsets times ``jitter`` and the
-    nine masks are averaged, as in the release. Always computed in float32: under bf16 autocast the points arrive in
+    nine masks are averaged, as in the release. The nine offsets are every (dx, dy) in {-j, 0, j}^2 and a mask is
+    the outer product of its two axis weights, so their mean is the outer product of the per-axis means over the
+    three offsets: computed that way, not as nine masks. Always float32: under bf16 autocast the points arrive in
     bf16, whose 8-bit mantissa would put the grid and the ramp's breakpoints visibly off.
     """
     h, w = grid
     points = points.float()
+    coords = points.unsqueeze(-1)  # [N, 2, 1]
     if jitter > 0:
-        pts = points.unsqueeze(1) + JITTER_OFFSETS.to(points) * jitter  # [N, 9, 2]
+        coords = coords + torch.tensor([-jitter, 0.0, jitter], device=points.device)  # [N, 2, 3]
+    if h == w:
+        weights = axis_weights(coords, w).mean(-2)  # [N, 2, S]: x then y
+        mx, my = weights[:, 0], weights[:, 1]
     else:
-        pts = points.unsqueeze(1)
-    mx = axis_weights(pts[..., 0], w)  # [N, k, W]
-    my = axis_weights(pts[..., 1], h)  # [N, k, H]
-    return (my.unsqueeze(-1) * mx.unsqueeze(-2)).mean(1)
+        mx, my = axis_weights(coords[:, 0], w).mean(-2), axis_weights(coords[:, 1], h).mean(-2)
+    return my.unsqueeze(-1) * mx.unsqueeze(-2)
+
+
+def predict_pair_masks(align: "AlignmentModule", first: torch.Tensor, second: torch.Tensor, grid: tuple[int, int],
+                       jitter: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both frames' interactive points and masks for a batch of pairs, in one alignment call and one mask call.
+
+    ``first``, ``second``: patch tokens ``[B, P, HW, D]`` of each pair's two frames. Returns the points
+    ``[B, P, 4]`` ((x, y) in the first frame, then in the second), the masks ``[B, P, 2, HW]`` in the tokens' dtype
+    (computed in float32) and the interaction features ``[B*P, C, H, W]``.
+    """
+    b, p, hw, _ = first.shape
+    points, interactive = align(to_maps(first, grid).flatten(0, 1), to_maps(second, grid).flatten(0, 1))
+    masks = interactive_masks(points.reshape(-1, 2), grid, jitter).reshape(b, p, 2, hw).to(first.dtype)
+    return points.reshape(b, p, 4), masks, interactive
 
 
 # --------------------------------------------------------------------------- alignment module
@@ -187,8 +204,9 @@ def to_maps(patches: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
 
 
 def alignment_loss(pooled_a: torch.Tensor, pooled_b: torch.Tensor) -> torch.Tensor:
-    """Eq. 9-10 for one block: 1 - cosine similarity of the pooled aligned features, averaged over pairs."""
-    return (1 - F.cosine_similarity(pooled_a, pooled_b, dim=-1)).mean()
+    """Eq. 9-10 for one block: 1 - cosine similarity of the pooled aligned features, averaged over pairs (in
+    float32: under autocast the pooled sums arrive in bf16)."""
+    return (1 - F.cosine_similarity(pooled_a.float(), pooled_b.float(), dim=-1)).mean()
 
 
 # --------------------------------------------------------------------------- operators
@@ -220,40 +238,34 @@ class ILAOperator(TemporalOperator):
             raise ValueError(f"mi_token must be 'pool_concat', 'add' or 'concat_all', got {mi_token!r}")
         self.grid = ctx.grid
         self.strategy, self.mi_token, self.jitter = strategy, mi_token, float(jitter)
-        frame_pairs(ctx.num_frames, strategy)  # validate early
+        pairs, use = frame_pairs(ctx.num_frames, strategy)
+        # Index tensors built once (not per forward); non-persistent, so checkpoints hold only weights.
+        for name, values in (("pair_first", [i for i, _ in pairs]), ("pair_second", [j for _, j in pairs]),
+                             ("use_pair", [q for q, _ in use]), ("use_side", [s for _, s in use])):
+            self.register_buffer(name, torch.tensor(values, dtype=torch.long), persistent=False)
         self.align = AlignmentModule(ctx.width, operator, conv_stack, hidden)
-
-    def aligned_features(self, patches: torch.Tensor):
-        """Aligned features per pair side and the per-pair points. ``patches``: ``[B, T, HW, D]``."""
-        b, t, hw, d = patches.shape
-        pairs, use = frame_pairs(t, self.strategy)
-        i = torch.tensor([p[0] for p in pairs], device=patches.device)
-        j = torch.tensor([p[1] for p in pairs], device=patches.device)
-        first, second = patches[:, i], patches[:, j]  # [B, P, HW, D]
-        p = len(pairs)
-        points, _ = self.align(to_maps(first, self.grid).flatten(0, 1), to_maps(second, self.grid).flatten(0, 1))
-        jitter = self.jitter if self.training else 0.0
-        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1).to(first.dtype)
-        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1).to(second.dtype)
-        aligned = torch.stack([mask_a * first, mask_b * second], dim=2)  # [B, P, 2, HW, D]
-        pair_idx = torch.tensor([u[0] for u in use], device=patches.device)
-        side_idx = torch.tensor([u[1] for u in use], device=patches.device)
-        per_frame = aligned[:, pair_idx, side_idx]  # [B, T, HW, D]
-        return aligned, per_frame, points.reshape(b, p, 4)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         cls, patches = split_frames(x, num_frames)
-        aligned, per_frame, _ = self.aligned_features(patches)
-        # The release pools with a sum for the loss; cosine similarity does not care about the scale.
-        loss = alignment_loss(aligned[:, :, 0].sum(2), aligned[:, :, 1].sum(2))
         bt, n, d = x.shape
+        b, hw = bt // num_frames, n - 1
+        first, second = patches.index_select(1, self.pair_first), patches.index_select(1, self.pair_second)
+        _, masks, _ = predict_pair_masks(self.align, first, second, self.grid, self.jitter if self.training else 0.0)
+        # Pooled aligned features (Eq. 7 summed over positions) as one batched product per side: the masked token
+        # maps themselves are never materialised unless the MI-token variant needs them.
+        pooled_a = torch.einsum("bph,bphd->bpd", masks[:, :, 0], first)
+        pooled_b = torch.einsum("bph,bphd->bpd", masks[:, :, 1], second)
+        loss = alignment_loss(pooled_a, pooled_b)  # the release pools with a sum; cosine ignores the scale
         if self.mi_token == "pool_concat":
-            # Eq. 3a: the mean over positions; ln_1 normalises the token before attention, so mean vs sum is moot.
-            return OperatorOutput(x, extra=per_frame.mean(2).reshape(bt, 1, d), aux_loss=loss)
+            # Eq. 3a: each frame's MI token is the mean over positions of its side of its pair.
+            mi = torch.stack([pooled_a, pooled_b], dim=2)[:, self.use_pair, self.use_side] / hw  # [B, T, D]
+            return OperatorOutput(x, extra=mi.reshape(bt, 1, d), aux_loss=loss)
+        # The frame's own aligned tokens: its side's mask on its own patches (pairs[use[f]][side] == f).
+        per_frame = masks[:, self.use_pair, self.use_side].unsqueeze(-1) * patches  # [B, T, HW, D]
         if self.mi_token == "add":
             patches = patches + per_frame
             return OperatorOutput(torch.cat([cls, patches], dim=2).reshape(bt, n, d), aux_loss=loss)
-        return OperatorOutput(x, extra=per_frame.reshape(bt, n - 1, d), aux_loss=loss)
+        return OperatorOutput(x, extra=per_frame.reshape(bt, hw, d), aux_loss=loss)
 
 
 @register_operator("avg_pool")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
-from ila.models.operators.ila import AlignmentModule, alignment_loss, interactive_masks, to_maps
+from ila.models.operators.ila import AlignmentModule, alignment_loss, predict_pair_masks
 
 
 def merge_pair_sides(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,8 @@ class ReleasedILAOperator(TemporalOperator):
         cls, patches = split_frames(msg, t)  # [B, T, 1, D], [B, T, HW, D]
         first, second = patches[:, :-1], patches[:, 1:]
         p, hw = t - 1, n - 1
-        points, inter = self.align(to_maps(first, self.grid).flatten(0, 1), to_maps(second, self.grid).flatten(0, 1))
+        _, masks, inter = predict_pair_masks(self.align, first, second, self.grid,
+                                             self.jitter if self.training else 0.0)
         # Interaction features: the earlier frame's half and the later frame's half of each pair.
         inter = inter.reshape(b, p, 2, self.half, *self.grid)
         per_frame = merge_pair_sides(inter[:, :, 0], inter[:, :, 1])  # [B, T, C, H, W]
@@ -56,10 +57,7 @@ class ReleasedILAOperator(TemporalOperator):
         inter_tokens = self.interactive_fc(per_frame.flatten(3).transpose(-1, -2))  # [B, T, HW, D]
         inter_tokens = torch.cat([cls, inter_tokens], dim=2).reshape(bt, n, d)
 
-        jitter = self.jitter if self.training else 0.0
-        mask_a = interactive_masks(points[:, :2], self.grid, jitter).reshape(b, p, hw, 1).to(first.dtype)
-        mask_b = interactive_masks(points[:, 2:], self.grid, jitter).reshape(b, p, hw, 1).to(second.dtype)
-        aligned_a, aligned_b = mask_a * first, mask_b * second
+        aligned_a, aligned_b = masks[:, :, 0, :, None] * first, masks[:, :, 1, :, None] * second
         loss = alignment_loss(aligned_a.sum(2), aligned_b.sum(2))
         with_cls_a = torch.cat([cls[:, :-1], aligned_a], dim=2)
         with_cls_b = torch.cat([cls[:, 1:], aligned_b], dim=2)
