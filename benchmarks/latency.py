@@ -54,7 +54,10 @@ def main() -> None:
             torch.manual_seed(0)
             model = create_model({**row.model, "backbone": c["backbone"], "num_frames": c["num_frames"]},
                                  [f"class {i}" for i in range(c["classes"])]).to(dev).eval()
-            results[row.id] = {b: time_model(model, b, c, dev, bf16, args.reps) for b in (1, 8)}
+            try:
+                results[row.id] = {b: time_model(model, b, c, dev, bf16, args.reps) for b in (1, 8)}
+            except Exception as exc:  # noqa: BLE001 - report the row and go on with the others
+                print(f"  {row.name}: failed ({type(exc).__name__}: {str(exc)[:160]})")
             del model
         ref = REFERENCE.get(table_name, table.rows[0].id)
         base = results.get(ref)
@@ -64,6 +67,8 @@ def main() -> None:
         print(f"{'row':34} {'ms/clip b1':>11} {'x ref':>7} {'ms/clip b8':>11} {'x ref':>7}"
               + (f" {'paper ms':>9} {'paper x':>8}" if has_paper else ""))
         for row in table.available_rows():
+            if row.id not in results:
+                continue
             r = results[row.id]
             rel = (lambda b: f"{r[b] / base[b]:.2f}") if base else (lambda b: "–")
             line = f"{row.name:34} {r[1]:11.2f} {rel(1):>7} {r[8]:11.2f} {rel(8):>7}"

@@ -198,9 +198,10 @@ def gpu_benchmark(args) -> None:
                 for _ in range(3):
                     step()
             except Exception as exc:  # noqa: BLE001 - a compile failure shows at the first call
+                print(f"  {variant}: {mode} step failed ({type(exc).__name__}: {str(exc)[:160]})")
                 if mode != "compiled":
-                    raise
-                print(f"  {variant}: compiled step failed ({type(exc).__name__}: {str(exc)[:160]}); eager")
+                    del model, opt, runner, step
+                    continue
                 runner, mode = model, "eager"
                 step = training_step_fn(runner, opt, video, labels, autocast_device="cuda")
                 for _ in range(3):
