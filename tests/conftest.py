@@ -88,3 +88,23 @@ def data_cfg(tiny_dataset):
     from ila.config import DataConfig
 
     return DataConfig(root=str(tiny_dataset), input_size=32, num_frames=8, hflip="remap")
+
+
+@pytest.fixture
+def table4_row_config(tiny_dataset, tmp_path):
+    """A Table 4 row's run config as the workflow builds it (profile base + row + tags), shrunk to seconds on the
+    tiny preset, tracked in a temporary store: ``table4_row_config("ila")``."""
+    from ila.ablations import load_table, row_run_config
+    from ila.config import resolve_run_config
+
+    spec = load_table("table4")
+    base = {"seed": 3, "data": {"root": str(tiny_dataset), "input_size": 32, "hflip": "remap", "batch_size": 8},
+            "model": {"backbone": "ILA-mini-32", "head": "linear"},
+            "train": {"steps": 2, "log_every": 1, "threads": 1},
+            "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "tags": {"profile": "test"}}}
+
+    def make(row_id: str):
+        cfg = row_run_config(base, spec, spec.row(row_id), output_dir=str(tmp_path / "table4" / row_id))
+        return resolve_run_config(cfg)
+
+    return make

@@ -38,7 +38,7 @@ def test_ci_runs_the_readme_test_line():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("deps,test_body,want_rc", [
-    (BROKEN, "def test_ok():\n    assert True is not False\n", "nonzero"),  # the install fails: must not pass
+    (BROKEN, "def test_ok():\n    assert 1 + 1 == 2\n", "nonzero"),  # the install fails: must not pass
     ("", None, 5),  # no tests collected
     ("", "def test_fails():\n    assert 1 == 2\n", 1),
     ("", "def test_ok():\n    assert 1 + 1 == 2\n", 0),

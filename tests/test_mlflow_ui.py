@@ -29,11 +29,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def mlflow_ui(tiny_dataset, tmp_path):
-    from test_tracking import _row_cfg
-
+def mlflow_ui(table4_row_config):
     for row in ("baseline", "ila"):
-        cfg = _row_cfg(tiny_dataset, tmp_path, row)
+        cfg = table4_row_config(row)
         train(cfg, run_eval=False)
         evaluate(cfg, cost_at=[("ViT-B-32", 8, "text")])
     uri, port = cfg.tracking.uri, _free_port()

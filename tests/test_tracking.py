@@ -8,9 +8,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ila.ablations import load_table, row_run_config
 from ila.cli import main
-from ila.config import resolve_run_config
 from ila.engine.tracking import EXPERIMENT_KIND, KEY_COLUMNS, VIEW_KEY, init_store, log_table, ui_urls
 from ila.engine.train import evaluate, train
 
@@ -59,19 +57,9 @@ def test_new_experiments_keep_artifacts_beside_the_store_and_open_on_the_runs(tm
     assert list(cwd.iterdir()) == []  # nothing in the working directory
 
 
-def _row_cfg(tiny_dataset, tmp_path, row_id):
-    spec = load_table("table4")
-    base = {"seed": 3, "data": {"root": str(tiny_dataset), "input_size": 32, "hflip": "remap", "batch_size": 8},
-            "model": {"backbone": "ILA-mini-32", "head": "linear"},
-            "train": {"steps": 2, "log_every": 1, "threads": 1},
-            "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "tags": {"profile": "test"}}}
-    cfg = row_run_config(base, spec, spec.row(row_id), output_dir=str(tmp_path / "table4" / row_id))
-    return resolve_run_config(cfg)
-
-
-def test_a_rows_run_records_its_row_paper_numbers_cost_and_config(tiny_dataset, tmp_path):
+def test_a_rows_run_records_its_row_paper_numbers_cost_and_config(table4_row_config):
     """The workflow's path: train without evaluation, then `ila evaluate --cost-at` joins the same run."""
-    cfg = _row_cfg(tiny_dataset, tmp_path, "ila")
+    cfg = table4_row_config("ila")
     train(cfg, run_eval=False)
     metrics = evaluate(cfg, cost_at=[("ViT-B-32", 8, "text")])
     client = MlflowClient(tracking_uri=cfg.tracking.uri)
@@ -90,8 +78,8 @@ def test_a_rows_run_records_its_row_paper_numbers_cost_and_config(tiny_dataset, 
     assert {"config.yaml", "metrics.json", "confusion_matrix.png"} <= names
 
 
-def test_table_files_attach_to_one_table_run_and_compare_addresses(tiny_dataset, tmp_path, capsys):
-    cfg = _row_cfg(tiny_dataset, tmp_path, "baseline")
+def test_table_files_attach_to_one_table_run_and_compare_addresses(table4_row_config, tmp_path, capsys):
+    cfg = table4_row_config("baseline")
     train(cfg, run_eval=False)
     uri = cfg.tracking.uri
     csv, md = tmp_path / "table4.csv", tmp_path / "table4.md"

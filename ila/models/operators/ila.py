@@ -53,7 +53,8 @@ def interactive_masks(points: torch.Tensor, grid: tuple[int, int], jitter: float
     points = points.float()
     coords = points.unsqueeze(-1)  # [N, 2, 1]
     if jitter > 0:
-        coords = coords + torch.tensor([-jitter, 0.0, jitter], device=points.device)  # [N, 2, 3]
+        # linspace, not torch.tensor: a kernel rather than a host-to-device copy, so CUDA graphs can capture it.
+        coords = coords + torch.linspace(-jitter, jitter, 3, device=points.device)  # [N, 2, 3]
     if h == w:
         weights = axis_weights(coords, w).mean(-2)  # [N, 2, S]: x then y
         mx, my = weights[:, 0], weights[:, 1]
