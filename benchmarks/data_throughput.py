@@ -107,26 +107,33 @@ def kinetics_like(args) -> None:
 
     transform = TrainTransform(224, 256, AugmentConfig(), flip=True)
     print(f"\nKinetics-like clips (10 s, 30 fps, H.264 CRF 23), training view {args.frames}x224x224, one core, "
-          f"mean of {args.kinetics_clips} clips")
-    print(f"{'reader':8} {'size':>9} {'MB':>5} {'decode ms':>10} {'augment ms':>11} {'total ms':>9} {'clips/s/core':>13}")
+          f"mean of {args.kinetics_clips} clips. 'geometry' = resize, crop and flip only: the workers' share with "
+          "data.augment_on: device (colour jitter, grayscale and normalisation then run on the GPU)")
+    print(f"{'reader':8} {'size':>9} {'MB':>5} {'decode ms':>10} {'augment ms':>11} {'total ms':>9} {'clips/s/core':>13} "
+          f"{'geometry ms':>12} {'clips/s/core (device aug)':>26}")
     with tempfile.TemporaryDirectory() as tmp:
         for width, height in ((340, 256), (1280, 720)):
             path = encode_kinetics_like(Path(tmp) / f"k_{width}x{height}.mp4", width, height)
             mb = path.stat().st_size / 1e6
             for backend in available_backends():
-                decode = augment = 0.0
+                decode = augment = geometry = 0.0
                 for k in range(args.kinetics_clips):
                     g = torch.Generator().manual_seed(k)
                     start = time.perf_counter()
                     reader = open_video(path, backend)
                     frames = reader.get_frames(train_indices(len(reader), args.frames, "segment", g))
                     mid = time.perf_counter()
-                    transform(torch.from_numpy(frames).permute(0, 3, 1, 2), g)
+                    clip = torch.from_numpy(frames).permute(0, 3, 1, 2)
+                    transform(clip, torch.Generator().manual_seed(k))
+                    end = time.perf_counter()
+                    transform.geometry(clip, torch.Generator().manual_seed(k))
                     decode += mid - start
-                    augment += time.perf_counter() - mid
-                d, a = 1e3 * decode / args.kinetics_clips, 1e3 * augment / args.kinetics_clips
+                    augment += end - mid
+                    geometry += time.perf_counter() - end
+                n = args.kinetics_clips
+                d, a, geo = 1e3 * decode / n, 1e3 * augment / n, 1e3 * geometry / n
                 print(f"{backend:8} {f'{width}x{height}':>9} {mb:5.2f} {d:10.1f} {a:11.1f} {d + a:9.1f} "
-                      f"{1e3 / (d + a):13.1f}", flush=True)
+                      f"{1e3 / (d + a):13.1f} {geo:12.1f} {1e3 / (d + geo):26.1f}", flush=True)
 
 
 if __name__ == "__main__":

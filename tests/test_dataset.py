@@ -187,3 +187,22 @@ def test_kinetics_style_labels_without_extra_columns(tiny_copy, data_cfg):
     shutil.rmtree(tiny_copy / "videos")
     with pytest.raises(BadDataError, match="90 of 90 videos"):
         VideoDataset(dataclasses.replace(data_cfg, root=str(tiny_copy), hflip="on"), "train")
+
+
+def test_device_augmentation_gives_the_loaders_clips(data_cfg):
+    """data.augment_on=device: workers hand over uint8 clips and drawn parameters; finishing them on the device
+    (here the CPU) gives exactly the clips the loader would have made, for any worker count."""
+    from ila.data.transforms import apply_photometric_batch
+
+    loader_ds = VideoDataset(data_cfg, "train", seed=2)
+    for workers in (0, 2):
+        cfg = dataclasses.replace(data_cfg, augment_on="device", num_workers=workers, batch_size=6)
+        ds = VideoDataset(cfg, "train", seed=2)
+        batch = next(iterate_batches(build_dataloader(ds, epoch=1)))
+        assert batch["video"].dtype == torch.uint8 and batch["photometric"].shape == (6, 10)
+        finished = apply_photometric_batch(batch["video"], batch["photometric"])
+        loader_ds.set_epoch(1)
+        for i, index in enumerate(batch["index"].tolist()):
+            ref = loader_ds[index]
+            torch.testing.assert_close(finished[i], ref["video"], rtol=0, atol=0)
+            assert batch["label"][i] == ref["label"]

@@ -22,7 +22,7 @@ from ila.config import ConfigError, DataConfig
 from ila.data.annotations import ClassInfo, VideoRecord, read_labels, read_video_list
 from ila.data.readers import VideoDecodeError, open_video, resolve_backend
 from ila.data.sampling import eval_indices, train_indices
-from ila.data.transforms import EvalTransform, TrainTransform
+from ila.data.transforms import EvalTransform, TrainTransform, draw_photometric
 from ila.paths import project_root
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ class VideoDataset(Dataset):
     """Videos listed in a Kinetics-format file; ``train=True`` gives augmented single views, else test views.
 
     Items are dicts ``{"video", "label", "index"}``: ``video`` is ``[T, 3, S, S]`` for training and
-    ``[V, T, 3, S, S]`` for testing, with ``V = test_clips * test_crops`` views in clip-major order.
+    ``[V, T, 3, S, S]`` for testing, with ``V = test_clips * test_crops`` views in clip-major order. With
+    ``data.augment_on: device`` a training item's video is still uint8 and carries its drawn ``"photometric"``
+    parameters (:func:`ila.data.transforms.apply_photometric_batch` finishes it on the training device).
     """
 
     def __init__(self, cfg: DataConfig, split: str, train: bool | None = None, seed: int = 0):
@@ -138,6 +140,7 @@ class VideoDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any] | BadSample:
         rec = self.records[index]
+        extra: dict[str, torch.Tensor] = {}
         try:
             reader = open_video(rec.path, self.backend)
             n = len(reader)
@@ -146,14 +149,18 @@ class VideoDataset(Dataset):
                 g = torch.Generator().manual_seed(clip_seed(self.seed, self.epoch, index))
                 idx = train_indices(n, self.cfg.num_frames, self.cfg.sampling, g)
                 clip = torch.from_numpy(reader.get_frames(idx)).permute(0, 3, 1, 2)
-                video, flipped = self.transform(clip, g)
+                if self.cfg.augment_on == "device":
+                    video, flipped = self.transform.geometry(clip, g)
+                    extra["photometric"] = draw_photometric(g, self.cfg.augment)
+                else:
+                    video, flipped = self.transform(clip, g)
                 if flipped and self.flip_map is not None:
                     label = self.flip_map[label]
             else:
                 video = self._test_views(reader, n)
         except VideoDecodeError as exc:
             return BadSample(index, str(rec.path), str(exc))
-        return {"video": video, "label": label, "index": index}
+        return {"video": video, "label": label, "index": index, **extra}
 
     def _test_views(self, reader, n: int) -> torch.Tensor:
         t, clips = self.cfg.num_frames, self.cfg.test_clips

@@ -58,23 +58,69 @@ def multiscale_crop_box(
     return gy * hs, gx * ws, ch, cw
 
 
-def color_jitter(clip: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Brightness, contrast, saturation and hue factors drawn once, applied in one random order to every frame."""
+COLOR_OPS = ("brightness", "contrast", "saturation", "hue")
+_ADJUST = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
+           "saturation": TF.adjust_saturation, "hue": TF.adjust_hue}  # fmt: skip
+
+
+def draw_color_jitter(g: torch.Generator) -> tuple[dict[str, float], list[str]]:
+    """Brightness, contrast, saturation and hue factors, and the random order to apply them in."""
     factors = {
         "brightness": _uniform(g, 1 - BRIGHTNESS, 1 + BRIGHTNESS),
         "contrast": _uniform(g, 1 - CONTRAST, 1 + CONTRAST),
         "saturation": _uniform(g, 1 - SATURATION, 1 + SATURATION),
         "hue": _uniform(g, -HUE, HUE),
     }
-    ops = {
-        "brightness": TF.adjust_brightness,
-        "contrast": TF.adjust_contrast,
-        "saturation": TF.adjust_saturation,
-        "hue": TF.adjust_hue,
-    }
-    for name in [list(ops)[i] for i in torch.randperm(4, generator=g).tolist()]:
-        clip = ops[name](clip, factors[name])
+    return factors, [COLOR_OPS[i] for i in torch.randperm(4, generator=g).tolist()]
+
+
+def color_jitter(clip: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Factors drawn once, applied in one random order to every frame."""
+    factors, order = draw_color_jitter(g)
+    for name in order:
+        clip = _ADJUST[name](clip, factors[name])
     return clip
+
+
+# --------------------------------------------------------------------------- photometric part, apart
+
+
+# A clip's photometric parameters as one row of floats, so they batch with default_collate and travel with the clip:
+# [jitter on, brightness, contrast, saturation, hue, order of the four ops (4 indices into COLOR_OPS), grayscale on].
+PHOTOMETRIC_SIZE = 10
+
+
+def draw_photometric(g: torch.Generator, augment: AugmentConfig) -> torch.Tensor:
+    """Draw a clip's colour jitter and grayscale choices (in the order TrainTransform draws them)."""
+    row = torch.zeros(PHOTOMETRIC_SIZE, dtype=torch.float64)
+    if _bernoulli(g, augment.color_jitter_p):
+        factors, order = draw_color_jitter(g)
+        row[0] = 1
+        row[1:5] = torch.tensor([factors[k] for k in COLOR_OPS], dtype=torch.float64)
+        row[5:9] = torch.tensor([COLOR_OPS.index(k) for k in order], dtype=torch.float64)
+    row[9] = float(_bernoulli(g, augment.grayscale_p))
+    return row
+
+
+def apply_photometric(clip: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """One uint8 clip ``[T, 3, S, S]`` (any device) with its drawn parameters -> normalised float clip."""
+    params = row.tolist()
+    if params[0]:
+        for k in params[5:9]:
+            name = COLOR_OPS[int(k)]
+            clip = _ADJUST[name](clip, params[1 + COLOR_OPS.index(name)])
+    if params[9]:
+        clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
+    return normalize(clip)
+
+
+def apply_photometric_batch(video: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """The photometric half of training augmentation on a whole batch where it lives (e.g. the GPU): uint8
+    ``[B, T, 3, S, S]`` and ``[B, PHOTOMETRIC_SIZE]`` parameters -> normalised float ``[B, T, 3, S, S]``.
+
+    Each clip goes through the same torchvision functions as on the loader's CPU, with the parameters drawn there
+    from (seed, epoch, index): identical results on the same device, and independent of the number of workers."""
+    return torch.stack([apply_photometric(clip, row) for clip, row in zip(video, params.cpu())])
 
 
 def normalize(clip: torch.Tensor) -> torch.Tensor:
@@ -90,17 +136,19 @@ class TrainTransform:
 
     def __call__(self, clip: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, bool]:
         """Returns the augmented clip and whether it was flipped horizontally (labels may need remapping)."""
+        clip, flipped = self.geometry(clip, g)
+        return apply_photometric(clip, draw_photometric(g, self.augment)), flipped
+
+    def geometry(self, clip: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, bool]:
+        """Resize, multi-scale crop and flip: uint8 ``[T, 3, S, S]`` and whether it was flipped. The photometric
+        part is drawn next from the same generator (``draw_photometric``), so splitting the two changes nothing."""
         clip = resize_short(clip, self.short_side)
         top, left, ch, cw = multiscale_crop_box(*clip.shape[-2:], self.augment.multiscale_scales, g)
         clip = TF.resized_crop(clip, top, left, ch, cw, [self.input_size, self.input_size], antialias=True)
         flipped = self.flip and _bernoulli(g, self.augment.flip_p)
         if flipped:
             clip = TF.horizontal_flip(clip)
-        if _bernoulli(g, self.augment.color_jitter_p):
-            clip = color_jitter(clip, g)
-        if _bernoulli(g, self.augment.grayscale_p):
-            clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
-        return normalize(clip), flipped
+        return clip, flipped
 
 
 @dataclass

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from ila.config import RunConfig, to_dict
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
+from ila.data.transforms import apply_photometric_batch
 from ila.engine import checkpoint as ckpt
 from ila.engine.distributed import DistInfo, job_threads, setup, teardown
 from ila.engine.evaluate import metrics_for_mlflow, run_evaluation, write_metrics
@@ -206,6 +207,8 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
         for batch in iterate_batches(loader):
             t_ready = time.perf_counter()
             video = batch["video"].to(info.device, non_blocking=True)
+            if "photometric" in batch:  # data.augment_on: device
+                video = apply_photometric_batch(video, batch["photometric"])
             labels = batch["label"].to(info.device)
             if mixup is not None and video.shape[0] % 2 == 0:
                 b, t = video.shape[:2]
