@@ -89,3 +89,22 @@ def test_xclip_messages_mix_frames():
     a, b = op(x, 4).extra, op(y, 4).extra
     assert not torch.allclose(a[0], b[0])  # frame 0's message saw frame 3
     torch.testing.assert_close(a[4:], b[4:])  # video 1 untouched
+
+
+def test_ata_trajectories_match_one_assignment_at_a_time():
+    """The thread pool changes how the Hungarian problems are scheduled, never their answers."""
+    import numpy as np
+    import torch.nn.functional as F
+    from scipy.optimize import linear_sum_assignment
+
+    patches = torch.randn(5, 6, 16, 24, generator=torch.Generator().manual_seed(4))
+    cost = -(F.normalize(patches[:, :-1], dim=-1) @ F.normalize(patches[:, 1:], dim=-1).transpose(-1, -2))
+    ref = np.empty((5, 6, 16), dtype=np.int64)
+    ref[:, 0] = np.arange(16)
+    for i in range(5):
+        for j in range(5):
+            rows, cols = linear_sum_assignment(cost[i, j].numpy())
+            step = np.empty(16, dtype=np.int64)
+            step[rows] = cols
+            ref[i, j + 1] = step[ref[i, j]]
+    assert (assignment_trajectories(patches).numpy() == ref).all()

