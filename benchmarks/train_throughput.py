@@ -93,14 +93,20 @@ def _embedded_model(variant: str, classes: list[str]):
     return create_model(cfg.model, classes), cfg
 
 
+def forward_backward_update(model, opt, video, labels, autocast_device=None, cache_enabled=True) -> None:
+    """One optimiser step as the trainer takes it: (bf16 autocast) forward, loss, backward, clipping, AdamW."""
+    with torch.autocast(autocast_device or "cpu", dtype=torch.bfloat16, enabled=autocast_device is not None,
+                        cache_enabled=cache_enabled):
+        out = model(video)
+        loss = torch.nn.functional.cross_entropy(out.logits.float(), labels) + out.aux_loss.float()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True if autocast_device == "cuda" else None)
+    opt.step()
+
+
 def training_step_fn(model, opt, video, labels, autocast_device=None):
     def step():
-        with torch.autocast(autocast_device or "cpu", dtype=torch.bfloat16, enabled=autocast_device is not None):
-            out = model(video)
-            loss = torch.nn.functional.cross_entropy(out.logits.float(), labels) + out.aux_loss.float()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        forward_backward_update(model, opt, video, labels, autocast_device)
         opt.zero_grad(set_to_none=True)
 
     return step
@@ -174,13 +180,8 @@ def graphed_training_step(model, opt_groups, video, labels):
     one launch per step instead of thousands. Static shapes; the optimiser must be capturable."""
     opt = torch.optim.AdamW(opt_groups, betas=(0.9, 0.98), fused=True, capturable=True)
 
-    def body():
-        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-            out = model(video)
-            loss = torch.nn.functional.cross_entropy(out.logits.float(), labels) + out.aux_loss.float()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-        opt.step()
+    def body():  # autocast's weight cache cannot live across graph replays
+        forward_backward_update(model, opt, video, labels, "cuda", cache_enabled=False)
 
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())

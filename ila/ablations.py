@@ -111,9 +111,9 @@ def row_run_config(base: dict[str, Any], table: Table, row: Row, operator_args: 
         cfg["model"]["profile_operator_args"] = dict(operator_args[operator])
     cfg.setdefault("tracking", {})
     # MLflow: one experiment per table, one run per row; the tags say which row it is and what the paper reported
-    # for it, so the UI can set the two side by side.
+    # for it, so the UI can set the two side by side (the tracker adds the seed from the config).
     tags = {**cfg["tracking"].get("tags", {}), "table": table.table, "row": row.id, "row_name": row.name,
-            "seed": str(cfg.get("seed", 0)), **{f"paper.{k}": str(v) for k, v in row.paper.items()}}
+            **{f"paper.{k}": str(v) for k, v in row.paper.items()}}
     cfg["tracking"] = {**cfg["tracking"], "experiment": table.table, "run_name": row.id, "tags": tags}
     if output_dir is not None:
         cfg["output_dir"] = output_dir
