@@ -10,7 +10,7 @@ CPU-side proxy for how far a variant's step is from costing what its FLOPs say.
 
 CPU part: the real trainer (`ila train`) on the synthetic default preset (generated first if missing) with the
 embedded mini-CLIP, 8 frames at 32x32, batch 16, each variant built as the embedded default profile builds it (linear
-head, the alignment module's 64 channels); the figures exclude the first optimiser step.
+head, the alignment module's 40 channels); the figures exclude the first optimiser step.
 GPU part (only when CUDA is available): the paper configuration — ViT-B/32, 8 frames, 224x224, synthetic input
 tensors (no decoding), bf16 autocast — forward + backward + AdamW step, with model FLOPs utilisation
 MFU = 3 x forward FLOPs x clips/s / peak bf16 dense FLOP/s.
@@ -50,6 +50,7 @@ def cpu_benchmark(args) -> None:
             cfg = load_run_config(None, [
                 f"data.root={root}", "data.input_size=32", "data.batch_size=16", "data.hflip=remap",
                 f"data.num_workers={args.workers}", "data.val_list=" + str(_small_val(root, Path(tmp))),
+                f"data.frame_cache_mb={args.frame_cache_mb}",
                 *embedded_overrides(variant), f"train.steps={args.steps}",
                 f"train.threads={args.threads}", "train.checkpoint_every=100000", "tracking.enabled=false",
                 f"output_dir={tmp}/run",
@@ -78,10 +79,14 @@ VIEW_OPS = {
 }  # fmt: skip
 
 
+def _profile() -> dict:
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/config/default.yaml").read_text())
+
+
 def embedded_overrides(variant: str) -> list[str]:
     """Model overrides that build a variant as the embedded default profile does (its per-operator options, e.g.
-    the alignment module's 64 channels, and its linear head)."""
-    profile = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/config/default.yaml").read_text())
+    the alignment module's 40 channels, and its linear head)."""
+    profile = _profile()
     over = ["model.backbone=ILA-mini-32", "model.head=linear", f"model.variant={variant}"]
     operator = load_run_config(None, over).model.operator
     op_args = profile.get("operator_args", {}).get(operator)
@@ -271,6 +276,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--frame-cache-mb", type=int, default=_profile()["run"]["data"].get("frame_cache_mb", 0),
+                   help="data.frame_cache_mb of the CPU trainer run (default: the embedded profile's)")
     p.add_argument("--gpu-batch", type=int, nargs="+", default=[32])
     p.add_argument("--compile", action="store_true", help="GPU: try torch.compile (falls back to eager)")
     p.add_argument("--cuda-graph", action="store_true", help="GPU: capture the whole step as a CUDA graph")

@@ -66,6 +66,10 @@ class DataConfig:
     # whole batch, with the parameters still drawn in the workers from (seed, epoch, index): the same clips, and
     # on the same device the same numbers, for less worker CPU (the photometric ops are ~40% of a clip's CPU cost).
     augment_on: Literal["loader", "device"] = "loader"
+    # Decoded training videos kept in memory per loading process, in MiB (0: off). Each video is then decoded once
+    # per process rather than once per draw; worth it when the decoded training split fits (see README). DataLoader
+    # workers are re-created every epoch, so with num_workers > 0 a worker's cache lasts one epoch: use it with 0.
+    frame_cache_mb: int = 0
     # Fraction of unreadable or missing videos tolerated before loading fails.
     max_bad_fraction: float = 0.01
     batch_size: int = 8
@@ -76,8 +80,9 @@ class DataConfig:
         for name in ("num_frames", "input_size", "test_clips", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise ConfigError(f"{where}.num_workers: expected >= 0, got {self.num_workers}")
+        for name in ("num_workers", "frame_cache_mb"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name}: expected >= 0, got {getattr(self, name)}")
         if self.resize_short is not None and self.resize_short < self.input_size:
             raise ConfigError(
                 f"{where}.resize_short: expected >= input_size ({self.input_size}), got {self.resize_short}"

@@ -206,3 +206,45 @@ def test_device_augmentation_gives_the_loaders_clips(data_cfg):
             ref = loader_ds[index]
             torch.testing.assert_close(finished[i], ref["video"], rtol=0, atol=0)
             assert batch["label"][i] == ref["label"]
+
+
+@pytest.mark.parametrize("reader", ["decord", "pyav"])
+def test_frame_cache_gives_the_decoders_clips_and_decodes_each_video_once(data_cfg, reader, monkeypatch):
+    from ila.data import dataset as dataset_module
+    from ila.data import readers
+
+    if reader not in readers.available_backends():
+        pytest.skip(f"{reader} is not installed")
+    cfg = dataclasses.replace(data_cfg, reader=reader)
+    plain = VideoDataset(cfg, "train", seed=4)
+    cached = VideoDataset(dataclasses.replace(cfg, frame_cache_mb=64), "train", seed=4)
+    opened = []
+    real_open = readers.open_video
+    monkeypatch.setattr(readers, "open_video", lambda path, backend: opened.append(path) or real_open(path, backend))
+    for epoch in (0, 1):
+        plain.set_epoch(epoch), cached.set_epoch(epoch)
+        for i in range(len(cached)):
+            a, b = plain[i], cached[i]
+            assert a["label"] == b["label"]
+            torch.testing.assert_close(a["video"], b["video"], rtol=0, atol=0)
+    assert len(opened) == len(cached)  # the cache opened each video once over two epochs
+    assert cached.frame_cache.used == sum(f.nbytes for f in cached.frame_cache.videos.values()) > 0
+    assert dataset_module.VideoDataset(cfg, "val").frame_cache is None  # evaluation reads each video once
+
+
+def test_frame_cache_stops_growing_at_its_budget(data_cfg):
+    from ila.data.readers import FrameCache
+
+    ds = VideoDataset(data_cfg, "train", seed=0)
+    one = FrameCache(1, ds.backend).open(ds.records[0].path)
+    per_video = one.frames.nbytes
+    cache = FrameCache(1, ds.backend)  # 1 MiB
+    for rec in ds.records:
+        reader = cache.open(rec.path)
+        assert len(reader.get_frames([0, len(reader) - 1])) == 2
+    assert cache.full and cache.used <= 2**20 and len(cache.videos) == 2**20 // per_video
+
+
+def test_negative_frame_cache_is_a_config_error(data_cfg):
+    with pytest.raises(ConfigError, match="data.frame_cache_mb"):
+        dataclasses.replace(data_cfg, frame_cache_mb=-1).validate()

@@ -20,7 +20,7 @@ from torch.utils.data import default_collate
 
 from ila.config import ConfigError, DataConfig
 from ila.data.annotations import ClassInfo, VideoRecord, read_labels, read_video_list
-from ila.data.readers import VideoDecodeError, open_video, resolve_backend
+from ila.data.readers import FrameCache, VideoDecodeError, open_video, resolve_backend
 from ila.data.sampling import eval_indices, train_indices
 from ila.data.transforms import EvalTransform, TrainTransform, draw_photometric
 from ila.paths import project_root
@@ -81,6 +81,8 @@ class VideoDataset(Dataset):
             else:
                 self.records.append(rec)
         self._check_bad_fraction()
+        # Only training draws a video more than once; evaluation reads each once.
+        self.frame_cache = FrameCache(cfg.frame_cache_mb, self.backend) if self.train and cfg.frame_cache_mb else None
         if self.train:
             self.transform = TrainTransform(cfg.input_size, cfg.short_side, cfg.augment, flip=cfg.hflip != "off")
         else:
@@ -142,7 +144,7 @@ class VideoDataset(Dataset):
         rec = self.records[index]
         extra: dict[str, torch.Tensor] = {}
         try:
-            reader = open_video(rec.path, self.backend)
+            reader = self.frame_cache.open(rec.path) if self.frame_cache else open_video(rec.path, self.backend)
             n = len(reader)
             label = rec.label
             if self.train:
