@@ -30,6 +30,13 @@ class Row:
     requires: str | None = None
     label: str | None = None
     flops_note: str | None = None  # our explanation of a FLOPs gap to the paper (not the paper's words)
+    # Another table whose row of the same id this row *is* (trained once, reused): its runs live under that table.
+    shared_from: str | None = None
+
+    @property
+    def run_table(self) -> str | None:
+        """The table whose run directories hold this row's runs (None: the row's own table)."""
+        return self.shared_from
 
     @property
     def variant(self) -> str:
@@ -48,9 +55,13 @@ class Table:
     rows: list[Row]
     paper_config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    reference: str | None = None  # the row every other row is compared with (default: the first)
 
     def available_rows(self) -> list[Row]:
         return [r for r in self.rows if r.available()]
+
+    def reference_row(self) -> Row:
+        return self.row(self.reference) if self.reference else self.rows[0]
 
     def row(self, row_id: str) -> Row:
         for r in self.rows:
@@ -59,7 +70,9 @@ class Table:
         raise KeyError(f"{self.path}: no row with id {row_id!r}")
 
 
-ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note"}
+ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note", "from"}
+# What a shared row ({id: ..., from: <table>}) may set for itself; its model and overrides are the source row's.
+SHARED_ROW_KEYS = {"id", "from", "name", "paper", "label", "flops_note"}
 
 
 def load_table(name_or_path: str | Path) -> Table:
@@ -80,6 +93,8 @@ def load_table(name_or_path: str | Path) -> Table:
         unknown = set(raw) - ROW_KEYS
         if unknown:
             raise AblationError(f"{where}: unknown keys {sorted(unknown)}; expected a subset of {sorted(ROW_KEYS)}")
+        if "from" in raw:
+            raw = _shared_row(raw, where, path)
         for key in ("id", "name", "model"):
             if key not in raw:
                 raise AblationError(f"{where}: missing {key!r}")
@@ -88,8 +103,34 @@ def load_table(name_or_path: str | Path) -> Table:
         if raw["id"] in seen:
             raise AblationError(f"{where}: duplicate id {raw['id']!r}")
         seen.add(raw["id"])
-        rows.append(Row(**{k: v for k, v in raw.items()}))
-    return Table(data["table"], data["title"], rows, data.get("paper_config", {}), path)
+        rows.append(Row(**{("shared_from" if k == "from" else k): v for k, v in raw.items()}))
+    table = Table(data["table"], data["title"], rows, data.get("paper_config", {}), path, data.get("reference"))
+    if table.reference is not None and table.reference not in seen:
+        raise AblationError(f"{path}: reference {table.reference!r} is not a row id ({', '.join(sorted(seen))})")
+    return table
+
+
+def _shared_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
+    """A row reused from another table: the source row's fields, with this table's name, paper numbers and label."""
+    extra = set(raw) - SHARED_ROW_KEYS
+    if extra:
+        raise AblationError(f"{where}: a shared row (from: {raw['from']}) takes its model from there; it may only set "
+                            f"{sorted(SHARED_ROW_KEYS)}, not {sorted(extra)}")
+    source_path = path.parent / f"{raw['from']}.yaml"
+    if source_path.resolve() == path.resolve():
+        raise AblationError(f"{where}: a row cannot be shared from its own table")
+    source = load_table(source_path)
+    try:
+        src = source.row(str(raw.get("id")))
+    except KeyError:
+        raise AblationError(f"{where}: {source_path.name} has no row {raw.get('id')!r} to share") from None
+    if src.shared_from:
+        raise AblationError(f"{where}: {raw['from']}'s row {src.id!r} is itself shared from {src.shared_from}; "
+                            "name that table")
+    out = {"id": src.id, "name": src.name, "model": src.model, "overrides": src.overrides, "paper": {},
+           "requires": src.requires, "flops_note": src.flops_note}
+    out.update({k: v for k, v in raw.items()})
+    return out
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +141,9 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_run_config(base: dict[str, Any], table: Table, row: Row, operator_args: dict[str, dict] | None = None,
-                   output_dir: str | None = None) -> dict[str, Any]:
-    """A row's run config: the profile's base, the row's model and overrides, the profile's per-operator options."""
+                   output_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """A row's run config: the profile's base, the row's model and overrides, the profile's per-operator options,
+    and (given) the seed of this run of the row."""
     from ila.models import resolve_model_config
 
     cfg = deep_merge(base, {"model": row.model})
@@ -114,7 +156,10 @@ def row_run_config(base: dict[str, Any], table: Table, row: Row, operator_args: 
     # for it, so the UI can set the two side by side (the tracker adds the seed from the config).
     tags = {**cfg["tracking"].get("tags", {}), "table": table.table, "row": row.id, "row_name": row.name,
             **{f"paper.{k}": str(v) for k, v in row.paper.items()}}
-    cfg["tracking"] = {**cfg["tracking"], "experiment": table.table, "run_name": row.id, "tags": tags}
+    run_name = row.id if seed is None else f"{row.id}-seed{seed}"
+    cfg["tracking"] = {**cfg["tracking"], "experiment": table.table, "run_name": run_name, "tags": tags}
+    if seed is not None:
+        cfg["seed"] = seed
     if output_dir is not None:
         cfg["output_dir"] = output_dir
     return cfg

@@ -115,6 +115,10 @@ class ModelConfig:
     head: Literal["text", "linear"] = "text"
     prompt_generator: bool = True
     mit: bool = False
+    # TimeSformer's learned temporal position embedding: a zero-initialised [T, width] parameter added to every frame's
+    # patch tokens before the first block, so that attention over time can tell frames apart (without it, temporal
+    # attention is permutation-equivariant and the frame mean removes the rest). Set by the divided_st and ata variants.
+    time_embed: bool = False
     freeze_visual: bool = False
     freeze_text: bool = True
     prompt_template: str = "a video of {}."

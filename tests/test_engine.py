@@ -58,6 +58,21 @@ def test_tiny_training_learns(trained):
     assert "step 60/60" in (out / "train.log").read_text()
 
 
+def test_per_video_outcomes_add_up_to_the_metrics(trained):
+    """The tables' paired tests read the per-video outcomes: they must be the evaluation's own."""
+    _, metrics, out = trained
+    pv = json.loads((out / "metrics.json").read_text())["per_video"]
+    n = len(pv["video"])
+    assert n == metrics["num_videos"] == len(set(pv["video"])) and all(not v.startswith("/") for v in pv["video"])
+    assert sum(p == y for p, y in zip(pv["pred"], pv["label"])) / n == pytest.approx(metrics["top1"])
+    assert sum(pv["top5_hit"]) / n == pytest.approx(metrics["top5"])
+    twins = [h for h in pv["twin_hit"] if h >= 0]
+    assert twins and sum(twins) / len(twins) == pytest.approx(metrics["twin_order_accuracy"])
+    # Frame averaging is blind to order: reversing a clip changes nothing (up to float rounding).
+    assert metrics["reversal_probe_clips"] > 0 and metrics["reversal_logit_change"] < 1e-4
+    assert metrics["reversal_top1_flip"] == 0
+
+
 def test_evaluate_is_deterministic(trained):
     cfg, metrics, out = trained
     again = evaluate(cfg)

@@ -124,6 +124,32 @@ def test_baseline_ignores_frame_order_and_trained_ila_does_not():
     assert not _permuted_frames_equal(ila, video)
 
 
+@pytest.mark.parametrize("variant", ["divided_st", "ata"])
+def test_temporal_attention_sees_frame_order_only_with_the_time_embedding(variant):
+    """Attention over T is permutation-equivariant and the frame mean removes the rest: without TimeSformer's
+    temporal position embedding a clip and its reverse get the same logits however the weights are set."""
+    video = _video()
+    rev = video.flip(1)
+
+    def perturbed(**over):
+        model = _model(variant, **over).eval()
+        torch.manual_seed(3)
+        for op in model.video_vit.operators.values():  # the zero-initialised projection, as after training
+            torch.nn.init.normal_(op.temporal.fc.weight, std=0.2)
+        if model.video_vit.time_embed is not None:
+            torch.nn.init.normal_(model.video_vit.time_embed, std=0.5)
+        return model
+
+    assert resolve_model_config({"variant": variant}).time_embed
+    fresh = _model(variant).eval()  # zero embedding and projection: the image model, blind to order
+    torch.testing.assert_close(fresh(video).logits, fresh(rev).logits, rtol=1e-5, atol=1e-5)
+    blind = perturbed(time_embed=False)
+    torch.testing.assert_close(blind(video).logits, blind(rev).logits, rtol=1e-4, atol=1e-4)
+    aware = perturbed()
+    assert not torch.allclose(aware(video).logits, aware(rev).logits, atol=1e-3)
+    assert aware.video_vit.time_embed in aware.param_groups()["new"]
+
+
 def test_mask_values_at_known_points():
     w = axis_weights(torch.tensor([0.0]), 7)[0]
     torch.testing.assert_close(w, torch.tensor([0.0, 0.375, 0.875, 1.0, 0.875, 0.375, 0.0]))
@@ -273,3 +299,23 @@ def test_forward_backward_under_bf16_autocast(variant, over):
     loss.backward()
     new = [p for p in model.param_groups()["new"] if p.requires_grad]
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in new), variant
+
+
+def test_alignment_loss_features_raw_detached_ln1():
+    """At initialisation the point head is zero, so the points do not depend on the tokens: the alignment loss's
+    gradient reaches the tokens only through the pooled features — and not at all when they are detached."""
+    grads, losses = {}, {}
+    for mode in ("raw", "detached", "ln_1"):
+        model = _model("ila", operator_args={"align_features": mode})
+        op: ILAOperator = model.video_vit.operator_at(0)
+        assert op.align_features == mode
+        assert not any(n.startswith("_block_ln_1") for n, _ in op.named_parameters())  # used, not owned
+        x = torch.randn(2 * 4, 17, 128, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        out = op(x, 4)
+        out.aux_loss.backward()
+        grads[mode], losses[mode] = (x.grad if x.grad is not None else torch.zeros_like(x)), out.aux_loss.item()
+    assert grads["raw"].abs().sum() > 0 and grads["ln_1"].abs().sum() > 0
+    assert grads["detached"].abs().sum() == 0
+    assert losses["detached"] == pytest.approx(losses["raw"]) and losses["ln_1"] != pytest.approx(losses["raw"])
+    with pytest.raises(ValueError, match="align_features"):
+        _model("ila", operator_args={"align_features": "sideways"})

@@ -31,9 +31,13 @@ def test_dry_run_lists_every_row(profile, tmp_path):
     out = res.stdout + res.stderr
     from ila.ablations import load_table
 
+    import yaml
+
+    seeds = yaml.safe_load((CONFIGS / f"{profile}.yaml").read_text()).get("seeds", [0])
     rows = load_table("table4").available_rows()
     for row in rows:
-        assert f"results/table4/{row.id}/train.done" in out
+        for seed in seeds:
+            assert f"results/table4/{row.id}/seed{seed}/train.done" in out
     assert "train_row" in out and "evaluate_row" in out
 
 
@@ -70,27 +74,35 @@ def test_smoke_run_end_to_end(tmp_path):
     with (tmp_path / "results" / "table4.csv").open() as fh:
         table = list(csv.DictReader(fh))
     assert [r["id"] for r in table] == list(rows)
-    assert {"top1", "top5", "top1_temporal", "top1_static", "gflops_paper_config", "gflops_run_config", "params_m",
-            "paper_top1", "paper_gflops", "profile", "dataset"} <= set(table[0])
+    assert {"top1", "top1_ci_low", "top1_ci_high", "top5", "top1_temporal", "top1_static", "top1_diff_vs_ref",
+            "top1_diff_p", "gflops_paper_config", "gflops_run_config", "params_m", "paper_top1", "paper_gflops",
+            "profile", "dataset"} <= set(table[0])
+    seeds = [0, 1]  # smoke.yaml
     for r in table:
-        m = json.loads((tmp_path / "results" / "table4" / r["id"] / "metrics.json").read_text())
-        assert float(r["top1"]) == round(100 * m["top1"], 2)
-        assert float(r["top5"]) == round(100 * m["top5"], 2)
-        assert float(r["top1_static"]) == round(100 * m["top1_static"], 2)
-        assert float(r["gflops_paper_config"]) == round(m["cost"]["ViT-B-32@8f"]["gflops"], 2)
+        ms = [json.loads((tmp_path / "results" / "table4" / r["id"] / f"seed{s}" / "metrics.json").read_text())
+              for s in seeds]
+        assert int(r["seeds"]) == 2
+        for key in ("top1", "top5", "top1_static"):
+            assert float(r[key]) == pytest.approx(sum(100 * m[key] for m in ms) / 2, abs=0.006)
+            assert float(r[f"{key}_ci_low"]) <= float(r[key]) <= float(r[f"{key}_ci_high"])
+        assert r["top1_per_seed"] == ";".join(f"{100 * m['top1']:.2f}" for m in ms)
+        assert (r["top1_diff_vs_ref"] == "") == (r["id"] == "baseline")
+        assert float(r["gflops_paper_config"]) == round(ms[0]["cost"]["ViT-B-32@8f"]["gflops"], 2)
         assert r["paper_top1"] == ("" if rows[r["id"]].paper.get("top1") is None else str(rows[r["id"]].paper["top1"]))
         assert r["profile"] == "smoke" and r["dataset"] == "synth-tiny"
     md = (tmp_path / "results" / "table4.md").read_text()
     assert "Paper Top-1" in md and "## Notes" in md and "authors' released code" in md
+    assert "Kendall's tau" in md and "over 2 seeds (0, 1)" in md
     # MLflow: one experiment for the table, one run per row (tagged), and the table's files on a table-level run.
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("table4").experiment_id])
-    row_runs = {r.data.tags["row"]: r for r in runs if r.data.tags.get("ila.kind") != "table"}
-    assert set(row_runs) == set(rows)
-    for row_id, run in row_runs.items():
-        assert run.info.status == "FINISHED" and run.data.tags["table"] == "table4" and run.data.tags["seed"] == "0"
+    row_runs = {(r.data.tags["row"], r.data.tags["seed"]): r for r in runs if r.data.tags.get("ila.kind") != "table"}
+    assert set(row_runs) == {(row, str(s)) for row in rows for s in seeds}
+    for (row_id, seed), run in row_runs.items():
+        assert run.info.status == "FINISHED" and run.data.tags["table"] == "table4"
+        assert run.info.run_name == f"{row_id}-seed{seed}" and run.data.tags["profile"] == "smoke"
         assert "eval/top1" in run.data.metrics and "cost/at_ViT-B-32_8f/gflops" in run.data.metrics
         assert run.data.tags.get("paper.top1") == (None if rows[row_id].paper.get("top1") is None
                                                   else str(rows[row_id].paper["top1"]))

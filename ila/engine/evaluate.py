@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ila.config import RunConfig, to_dict
-from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
+from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches, resolve_root
 from ila.engine.distributed import DistInfo, all_gather_objects, all_reduce_sum
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,10 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
     twin_total = torch.zeros((), dtype=torch.long, device=info.device)
     model.eval()
     evaluated: list[int] = []
+    # Per-video outcomes (list index, prediction, top-5 hit, twin-order hit or -1): the tables' paired tests compare
+    # rows on the same videos.
+    outcomes: list[tuple[int, int, int, int]] = []
+    probe = ReversalProbe(len(dataset))
     bar = tqdm(total=len(loader), desc="evaluate", unit="batch", disable=None if info.is_main else True)
     for batch in iterate_batches(loader):
         evaluated += batch["index"].tolist()
@@ -44,17 +48,22 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
         b, v = video.shape[:2]
         with torch.autocast(info.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(video.flatten(0, 1)).logits.float()
+        probe.update(model, batch["index"], video[:, 0], logits.reshape(b, v, c)[:, 0], autocast_dtype)
         probs = logits.softmax(-1).reshape(b, v, c).mean(1)
         pred = probs.argmax(-1)
         confusion.index_put_((labels, pred), torch.ones_like(labels), accumulate=True)
         k = min(5, c)
-        top5 += (probs.topk(k, dim=-1).indices == labels[:, None]).any(-1).sum()
+        hit5 = (probs.topk(k, dim=-1).indices == labels[:, None]).any(-1)
+        top5 += hit5.sum()
         t = twin[labels]
         has = t >= 0
+        twin_hit = torch.full_like(labels, -1)
         if has.any():
             idx = torch.arange(b, device=info.device)[has]
-            twin_hits += (probs[idx, labels[has]] > probs[idx, t[has]]).sum()
+            twin_hit[has] = (probs[idx, labels[has]] > probs[idx, t[has]]).long()
+            twin_hits += twin_hit[has].sum()
             twin_total += has.sum()
+        outcomes += zip(batch["index"].tolist(), pred.tolist(), hit5.long().tolist(), twin_hit.tolist())
         bar.update()
     bar.close()
     for t in (confusion, top5, twin_hits, twin_total):
@@ -68,9 +77,66 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
     check_shards(shards, len(dataset))
     metrics = summarise(confusion.cpu(), int(top5), int(twin_hits), int(twin_total), classes, skipped,
                         dataset.num_listed)
+    metrics.update(probe.summary(info))
+    metrics["per_video"] = per_video_outcomes(
+        [o for part in all_gather_objects(outcomes, info) for o in part], dataset)
     metrics["eval_world_size"] = info.world_size
     metrics["eval_videos_per_rank"] = [len(s) for s in shards]
     return metrics
+
+
+class ReversalProbe:
+    """How much a model's output depends on frame order: on the first view of ``clips`` evenly spaced validation
+    videos, the mean absolute change of the logits when the clip is played backwards, relative to the logits' spread
+    (``reversal_logit_change``; 0 for any model blind to order), and how often the top-1 class changes
+    (``reversal_top1_flip``). Costs one extra forward pass of one view for those clips."""
+
+    def __init__(self, num_videos: int, clips: int = 64):
+        self.step = max(1, num_videos // clips)
+        self.limit = clips * self.step
+        self.change = self.spread = self.flips = self.count = 0.0
+
+    def update(self, model, index: torch.Tensor, first_view: torch.Tensor, logits: torch.Tensor, autocast_dtype):
+        pick = ((index % self.step == 0) & (index < self.limit)).to(first_view.device)
+        if not pick.any():
+            return
+        with torch.autocast(first_view.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            rev = model(first_view[pick].flip(1)).logits.float()
+        fwd = logits[pick]
+        self.change += float((fwd - rev).abs().mean(-1).sum())
+        self.spread += float(fwd.std(-1).sum())
+        self.flips += float((fwd.argmax(-1) != rev.argmax(-1)).sum())
+        self.count += int(pick.sum())
+
+    def summary(self, info: DistInfo) -> dict[str, float]:
+        totals = torch.tensor([self.change, self.spread, self.flips, self.count], dtype=torch.float64,
+                              device=info.device)
+        all_reduce_sum(totals, info)
+        change, spread, flips, count = totals.tolist()
+        if not count:
+            return {}
+        return {"reversal_logit_change": change / max(spread, 1e-12), "reversal_top1_flip": flips / count,
+                "reversal_probe_clips": int(count)}
+
+
+def per_video_outcomes(outcomes: list[tuple[int, int, int, int]], dataset: VideoDataset) -> dict[str, list]:
+    """Column lists in list order, keyed by the video's path relative to the dataset root (stable across runs)."""
+    outcomes = sorted(outcomes)
+    root = resolve_root(dataset.cfg.root)
+    return {
+        "video": [str(_relative(dataset.records[i].path, root)) for i, *_ in outcomes],
+        "label": [dataset.records[i].label for i, *_ in outcomes],
+        "pred": [p for _, p, _, _ in outcomes],
+        "top5_hit": [h for _, _, h, _ in outcomes],
+        "twin_hit": [t for *_, t in outcomes],
+    }
+
+
+def _relative(path: Path, root: Path) -> Path:
+    try:
+        return Path(path).resolve().relative_to(root.resolve())
+    except ValueError:
+        return Path(path)
 
 
 def check_shards(shards: list[list[int]], length: int) -> None:

@@ -44,12 +44,17 @@ register_variant(
     operator="xclip", mit=True,
 )
 register_variant(
-    "divided_st", "CLIP + divided space-time attention (TimeSformer), zero-initialised temporal projection",
-    operator="divided_st",
+    "divided_st",
+    "CLIP + divided space-time attention (TimeSformer): temporal position embedding, zero-initialised temporal "
+    "projection",
+    operator="divided_st", time_embed=True,
 )
 register_variant("temporal_shift", "CLIP + temporal shift of 1/4 of the patch channels", operator="temporal_shift")
 register_variant(
-    "ata", "CLIP + ATA: Hungarian patch alignment, temporal attention along trajectories, de-alignment", operator="ata"
+    "ata",
+    "CLIP + ATA: temporal position embedding, Hungarian patch alignment, temporal attention along trajectories, "
+    "de-alignment",
+    operator="ata", time_embed=True,
 )
 register_variant(
     "ila_released",
@@ -95,6 +100,7 @@ def _assemble(cfg: ModelConfig, clip, class_names: list[str]) -> VideoCLIP:
         head=cfg.head,
         prompt_generator=cfg.prompt_generator,
         mit=cfg.mit,
+        time_embed=cfg.time_embed,
         freeze_visual=cfg.freeze_visual,
         freeze_text=cfg.freeze_text,
         prompt_template=cfg.prompt_template,

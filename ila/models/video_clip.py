@@ -27,7 +27,8 @@ def self_attention(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor
 class VideoViT(nn.Module):
     """Runs an open_clip ``VisionTransformer`` on ``[B, T, 3, H, W]`` with temporal operators in chosen blocks."""
 
-    def __init__(self, visual: nn.Module, num_frames: int, operator: str | None, options: dict, blocks: list[int] | None):
+    def __init__(self, visual: nn.Module, num_frames: int, operator: str | None, options: dict, blocks: list[int] | None,
+                 time_embed: bool = False):
         super().__init__()
         self.visual = visual
         self.num_frames = num_frames
@@ -39,6 +40,8 @@ class VideoViT(nn.Module):
         bad = [i for i in chosen if not 0 <= i < len(resblocks)]
         if bad:
             raise ValueError(f"model.blocks: {bad} outside 0..{len(resblocks) - 1} for this backbone")
+        # As TimeSformer: zero at the start (the image model's features), added to the patch tokens only.
+        self.time_embed = nn.Parameter(torch.zeros(num_frames, width)) if time_embed else None
         self.operators = nn.ModuleDict()
         if operator is not None:
             for i in chosen:
@@ -56,6 +59,10 @@ class VideoViT(nn.Module):
         if t != self.num_frames:
             raise ValueError(f"model was built for {self.num_frames} frames, got a clip of {t}")
         x = self.visual._embeds(video.flatten(0, 1))
+        if self.time_embed is not None:
+            n, d = x.shape[1:]
+            frame_pos = self.time_embed.to(x.dtype)[:, None].expand(t, n - 1, d)  # keeps the stream's dtype
+            x = x + torch.cat([frame_pos.new_zeros(t, 1, d), frame_pos], dim=1).repeat(b, 1, 1)
         aux = x.new_zeros(())
         for i, blk in enumerate(self.visual.transformer.resblocks):
             extra = None
@@ -145,6 +152,7 @@ class VideoCLIP(nn.Module):
         head: str = "text",
         prompt_generator: bool = True,
         mit: bool = False,
+        time_embed: bool = False,
         freeze_visual: bool = False,
         freeze_text: bool = True,
         prompt_template: str = "a video of {}.",
@@ -156,7 +164,7 @@ class VideoCLIP(nn.Module):
         self.prompt_template = prompt_template
         self.head_type = head
         self.freeze_text = freeze_text
-        self.video_vit = VideoViT(clip.visual, num_frames, operator, operator_args or {}, blocks)
+        self.video_vit = VideoViT(clip.visual, num_frames, operator, operator_args or {}, blocks, time_embed)
         dim = clip.visual.output_dim
         vision_width = clip.visual.transformer.width
         self.mit = MultiframeIntegration(num_frames, dim) if mit else None

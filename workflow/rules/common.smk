@@ -86,8 +86,19 @@ def row_config(wildcards):
         spec,
         spec.row(wildcards.row),
         config.get("operator_args", {}),
-        output_dir=f"results/{wildcards.table}/{wildcards.row}",
+        output_dir=f"results/{wildcards.table}/{wildcards.row}/seed{wildcards.seed}",
+        seed=int(wildcards.seed),
     )
+
+
+def run_outputs(table, name):
+    """One file per (row, seed) of a table: every seed of every implemented row. A row shared from another table
+    (`from:` in the ablation file) is that table's run, trained once: its files live under that table."""
+    return [
+        f"results/{row.run_table or table}/{row.id}/seed{seed}/{name}"
+        for row in table_spec(table).available_rows()
+        for seed in config["seeds"]
+    ]
 
 
 def mlflow_args():

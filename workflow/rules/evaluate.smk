@@ -5,12 +5,12 @@
 rule evaluate_row:
     input:
         unpack(lambda wc: dataset_files()),
-        cfg="results/{table}/{row}/run.yaml",
-        trained="results/{table}/{row}/train.done",
+        cfg="results/{table}/{row}/seed{seed}/run.yaml",
+        trained="results/{table}/{row}/seed{seed}/train.done",
     output:
-        "results/{table}/{row}/metrics.json",
+        "results/{table}/{row}/seed{seed}/metrics.json",
     log:
-        "results/logs/{table}/{row}.evaluate.log",
+        "results/logs/{table}/{row}/seed{seed}.evaluate.log",
     params:
         cost_at=lambda wc: cost_at(wc.table),
     threads: config["train_threads"]

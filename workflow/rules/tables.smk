@@ -4,7 +4,7 @@
 rule table:
     input:
         spec=str(ABLATIONS / "{table}.yaml"),
-        metrics=lambda wc: expand("results/{table}/{row}/metrics.json", table=wc.table, row=row_ids(wc.table)),
+        metrics=lambda wc: run_outputs(wc.table, "metrics.json"),
     output:
         csv="results/{table}.csv",
         md="results/{table}.md",
@@ -15,8 +15,9 @@ rule table:
         profile=config["profile"],
         dataset=Path(dataset_root()).name,
         mlflow=mlflow_args(),
+        seeds=" ".join(str(s) for s in config["seeds"]),
     conda:
         CONDA_ENV
     shell:
         "python {params.script} --table {input.spec} --runs results/{wildcards.table} --csv {output.csv} "
-        "--md {output.md} --profile {params.profile} --dataset {params.dataset} {params.mlflow} > {log} 2>&1"
+        "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} {params.mlflow} > {log} 2>&1"

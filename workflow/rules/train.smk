@@ -1,4 +1,4 @@
-# Training: one job per ablation row. The MLflow store and experiment are created once, before any job.
+# Training: one job per ablation row and seed (results/<table>/<row>/seed<N>/). The MLflow store and experiment are created once, before any job.
 
 
 rule mlflow_init:
@@ -16,9 +16,9 @@ rule mlflow_init:
 
 rule row_config:
     output:
-        "results/{table}/{row}/run.yaml",
+        "results/{table}/{row}/seed{seed}/run.yaml",
     log:
-        "results/logs/{table}/{row}.config.log",
+        "results/logs/{table}/{row}/seed{seed}.config.log",
     params:
         config=row_config,
     conda:
@@ -30,17 +30,17 @@ rule row_config:
 rule train_row:
     input:
         unpack(lambda wc: dataset_files()),
-        cfg="results/{table}/{row}/run.yaml",
+        cfg="results/{table}/{row}/seed{seed}/run.yaml",
         mlflow="results/.mlflow/{table}.initialized",
         weights=lambda wc: backbone_weights() or [],
     output:
         # A marker, not the checkpoint: Snakemake deletes incomplete outputs, and the checkpoint must survive an
         # interruption so that the next invocation resumes it.
-        touch("results/{table}/{row}/train.done"),
+        touch("results/{table}/{row}/seed{seed}/train.done"),
     log:
-        "results/logs/{table}/{row}.train.log",
+        "results/logs/{table}/{row}/seed{seed}.train.log",
     benchmark:
-        "results/benchmarks/{table}/{row}.train.tsv"
+        "results/benchmarks/{table}/{row}/seed{seed}.train.tsv"
     params:
         launcher=train_launcher(),
     threads: config["train_threads"]

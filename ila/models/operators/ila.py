@@ -221,7 +221,11 @@ class ILAOperator(TemporalOperator):
     ``mi_token`` pool_concat (the paper) | add (element-wise addition of the aligned feature to the frame's
     patch tokens) | concat_all (all aligned tokens appended, 2x tokens in attention) (Table 9); ``conv_stack``
     k400 | ssv2; ``jitter`` the training-time point jitter (0 disables; the trainer may decay it); ``hidden`` the
-    interaction channels (256 as released).
+    interaction channels (256 as released); ``align_features`` what the alignment loss compares: ``raw`` (the paper:
+    the block's input tokens, so the loss also pulls the backbone's features of adjacent frames together),
+    ``detached`` (the same tokens without gradient: the loss trains only where the points go) or ``ln_1`` (the
+    tokens after the block's own LayerNorm, so a shrinking or shared offset of the features cannot satisfy it).
+    The diagnostics table uses the last two as controls.
     """
 
     def __init__(
@@ -233,10 +237,16 @@ class ILAOperator(TemporalOperator):
         conv_stack: Literal["k400", "ssv2"] = "k400",
         jitter: float = 0.2,
         hidden: int = 256,
+        align_features: Literal["raw", "detached", "ln_1"] = "raw",
     ):
         super().__init__()
         if mi_token not in ("pool_concat", "add", "concat_all"):
             raise ValueError(f"mi_token must be 'pool_concat', 'add' or 'concat_all', got {mi_token!r}")
+        if align_features not in ("raw", "detached", "ln_1"):
+            raise ValueError(f"align_features must be 'raw', 'detached' or 'ln_1', got {align_features!r}")
+        self.align_features = align_features
+        # The block's LayerNorm, used (not owned) for the 'ln_1' loss: kept out of this module's parameters.
+        object.__setattr__(self, "_block_ln_1", ctx.spatial_block.ln_1)
         self.grid = ctx.grid
         self.strategy, self.mi_token, self.jitter = strategy, mi_token, float(jitter)
         pairs, use = frame_pairs(ctx.num_frames, strategy)
@@ -256,7 +266,7 @@ class ILAOperator(TemporalOperator):
         # maps themselves are never materialised unless the MI-token variant needs them.
         pooled_a = torch.einsum("bph,bphd->bpd", masks[:, :, 0], first)
         pooled_b = torch.einsum("bph,bphd->bpd", masks[:, :, 1], second)
-        loss = alignment_loss(pooled_a, pooled_b)  # the release pools with a sum; cosine ignores the scale
+        loss = alignment_loss(*self._loss_features(masks, first, second, pooled_a, pooled_b))
         if self.mi_token == "pool_concat":
             # Eq. 3a: each frame's MI token is the mean over positions of its side of its pair.
             mi = torch.stack([pooled_a, pooled_b], dim=2)[:, self.use_pair, self.use_side] / hw  # [B, T, D]
@@ -267,6 +277,18 @@ class ILAOperator(TemporalOperator):
             patches = patches + per_frame
             return OperatorOutput(torch.cat([cls, patches], dim=2).reshape(bt, n, d), aux_loss=loss)
         return OperatorOutput(x, extra=per_frame.reshape(bt, hw, d), aux_loss=loss)
+
+    def _loss_features(self, masks, first, second, pooled_a, pooled_b) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two pooled aligned features the alignment loss compares (the release pools with a sum; cosine
+        ignores the scale)."""
+        if self.align_features == "raw":
+            return pooled_a, pooled_b
+        if self.align_features == "detached":
+            first, second = first.detach(), second.detach()
+        else:
+            first, second = self._block_ln_1(first), self._block_ln_1(second)
+        return (torch.einsum("bph,bphd->bpd", masks[:, :, 0], first),
+                torch.einsum("bph,bphd->bpd", masks[:, :, 1], second))
 
 
 @register_operator("avg_pool")
