@@ -31,6 +31,31 @@ def test_disk_full_names_the_path_removes_the_partial_file_and_keeps_the_previou
     assert ckpt.load(path)["step"] == 1  # and the previous checkpoint is intact
 
 
+def test_disk_filling_inside_torchs_writer_is_reported_as_disk_full(tmp_path, monkeypatch):
+    """On a really full disk torch's zip writer swallows the OSError and raises "unexpected pos" (seen here when
+    /tmp filled during a workflow run): with the device almost full at that moment, it is still named as such."""
+    import shutil
+    from collections import namedtuple
+
+    path = tmp_path / "last.pt"
+    ckpt.save_atomic({"step": 1}, path)
+
+    def fail(obj, fh):
+        fh.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 6666688 vs 6666576")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", fail)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100 * 2**30, 100 * 2**30, 15 * 2**20))
+    with pytest.raises(CheckpointError, match=r"no space left on device .* \(15 MiB free there\)"):
+        ckpt.save_atomic({"step": 2}, path)
+    assert not (tmp_path / "last.pt.tmp").exists()
+    # The same error with plenty of space is not a disk problem: it propagates as it is.
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100 * 2**30, 10 * 2**30, 90 * 2**30))
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        ckpt.save_atomic({"step": 2}, path)
+
+
 def test_truncated_checkpoint_names_the_file_and_what_to_do(tmp_path):
     path = tmp_path / "last.pt"
     ckpt.save_atomic(_state(), path)

@@ -65,16 +65,15 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        # Through a Python file object, a failed write surfaces as the OSError it is (torch's own writer reports
-        # only "unexpected pos").
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException as exc:
+        # Measured before the partial file is removed: that is what the write ran into.
+        free = shutil.disk_usage(path.parent).free
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            free = shutil.disk_usage(path.parent).free
+        if _out_of_space(exc, free):
             kept = f"the previous checkpoint {path} is kept" if path.exists() else "no earlier checkpoint exists"
             raise CheckpointError(
                 f"no space left on device while writing checkpoint {path} ({free / 2**20:.0f} MiB free there); "
@@ -82,6 +81,21 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
             ) from exc
         raise
     os.replace(tmp, path)
+
+
+def _out_of_space(exc: BaseException, free_bytes: int) -> bool:
+    """A failed checkpoint write that was the disk's doing. A write that fails outright raises ENOSPC; when the disk
+    fills in the middle of torch's zip writer, torch reports only ``unexpected pos`` (seen on a full disk here), so
+    an almost-full device at the moment of failure counts too."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return isinstance(exc, (OSError, RuntimeError)) and free_bytes < LOW_SPACE_BYTES
+
+
+LOW_SPACE_BYTES = 64 * 2**20
 
 
 def verify(path: str | Path) -> None:
