@@ -2,7 +2,7 @@
 played backwards, the change when the MI tokens are left out of the spatial attention, and how widely the
 interactive points spread over clips.
 
-    python analysis/ila_probe.py results/table4/ila [--clips 64]
+    python analysis/ila_probe.py results/table4/ila/seed0 [--clips 64]
 
 Reads the run's ``config.yaml`` and ``checkpoints/last.pt``; deterministic test views (first temporal clip). A model
 whose logits hardly move when the clip is reversed cannot tell time-reversed twins apart, whatever its points do.

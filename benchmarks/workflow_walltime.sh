@@ -3,12 +3,15 @@
 #   pip install -e . && snakemake --cores all results/table4.csv
 # then a second snakemake invocation, which must have nothing to do.
 #   bash benchmarks/workflow_walltime.sh [REPO]      (default: this repository)
+# The virtual environment (several GB: torch's CUDA build) is removed at the end unless KEEP_VENV=1; the clone with
+# its results stays for inspection (its path is printed).
 set -euo pipefail
 repo=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 work=$(mktemp -d)
 git clone -q "$repo" "$work/clone"
 cd "$work/clone"
 python3 -m venv "$work/venv"
+[ "${KEEP_VENV:-0}" = 1 ] || trap 'rm -rf "$work/venv"' EXIT
 # shellcheck disable=SC1091
 source "$work/venv/bin/activate"
 export HF_HUB_OFFLINE=1
