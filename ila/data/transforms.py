@@ -74,14 +74,6 @@ def draw_color_jitter(g: torch.Generator) -> tuple[dict[str, float], list[str]]:
     return factors, [COLOR_OPS[i] for i in torch.randperm(4, generator=g).tolist()]
 
 
-def color_jitter(clip: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Factors drawn once, applied in one random order to every frame."""
-    factors, order = draw_color_jitter(g)
-    for name in order:
-        clip = _ADJUST[name](clip, factors[name])
-    return clip
-
-
 # --------------------------------------------------------------------------- photometric part, apart
 
 

@@ -83,6 +83,9 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+LOW_SPACE_BYTES = 64 * 2**20  # free space under which a failed write is put down to the disk
+
+
 def _out_of_space(exc: BaseException, free_bytes: int) -> bool:
     """A failed checkpoint write that was the disk's doing. A write that fails outright raises ENOSPC; when the disk
     fills in the middle of torch's zip writer, torch reports only ``unexpected pos`` (seen on a full disk here), so
@@ -93,9 +96,6 @@ def _out_of_space(exc: BaseException, free_bytes: int) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return isinstance(exc, (OSError, RuntimeError)) and free_bytes < LOW_SPACE_BYTES
-
-
-LOW_SPACE_BYTES = 64 * 2**20
 
 
 def verify(path: str | Path) -> None:

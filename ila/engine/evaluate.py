@@ -35,14 +35,12 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
     twin_hits = torch.zeros((), dtype=torch.long, device=info.device)
     twin_total = torch.zeros((), dtype=torch.long, device=info.device)
     model.eval()
-    evaluated: list[int] = []
     # Per-video outcomes (list index, prediction, top-5 hit, twin-order hit or -1): the tables' paired tests compare
-    # rows on the same videos.
+    # rows on the same videos, and their indices are the rank's shard.
     outcomes: list[tuple[int, int, int, int]] = []
     probe = ReversalProbe(len(dataset))
     bar = tqdm(total=len(loader), desc="evaluate", unit="batch", disable=None if info.is_main else True)
     for batch in iterate_batches(loader):
-        evaluated += batch["index"].tolist()
         video = batch["video"].to(info.device, non_blocking=True)  # [B, V, T, 3, S, S]
         labels = batch["label"].to(info.device)
         b, v = video.shape[:2]
@@ -73,13 +71,13 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
         skipped.update(part)
     # Decode failures were attempted by this rank too: they count towards its shard.
     failed = [i for i, rec in enumerate(dataset.records) if str(rec.path) in dataset.bad]
-    shards = all_gather_objects(sorted(evaluated + failed), info)
+    gathered = all_gather_objects((outcomes, failed), info)
+    shards = [sorted([o[0] for o in done] + bad) for done, bad in gathered]
     check_shards(shards, len(dataset))
     metrics = summarise(confusion.cpu(), int(top5), int(twin_hits), int(twin_total), classes, skipped,
                         dataset.num_listed)
     metrics.update(probe.summary(info))
-    metrics["per_video"] = per_video_outcomes(
-        [o for part in all_gather_objects(outcomes, info) for o in part], dataset)
+    metrics["per_video"] = per_video_outcomes([o for done, _ in gathered for o in done], dataset)
     metrics["eval_world_size"] = info.world_size
     metrics["eval_videos_per_rank"] = [len(s) for s in shards]
     return metrics
