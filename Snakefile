@@ -1,6 +1,7 @@
 # ILA reproduction workflow: data -> (mini-CLIP pretraining) -> train every ablation row -> evaluate -> tables.
 #
 #   snakemake --cores all results/table4.csv                                     # embedded default (CPU)
+#   snakemake --cores all tables                                                 # every table of `tables`
 #   snakemake --cores all --configfile workflow/config/paper-k400.yaml results/table4.csv
 #   snakemake --profile workflow/profiles/slurm --configfile workflow/config/paper-k400.yaml
 #
@@ -32,3 +33,9 @@ rule all:
     input:
         expand("results/{table}.{ext}", table=config["tables"], ext=["csv", "md"]),
     default_target: True
+
+
+# The same, by name: `snakemake --cores all tables`.
+rule tables:
+    input:
+        rules.all.input,

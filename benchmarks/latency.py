@@ -1,102 +1,73 @@
-"""Inference latency of every Table 4 row, in one run on one machine: ms per clip at batch 1 and batch 8, and the
-ratio to the Baseline.
+"""Inference latency of every row of one or more tables, in one run on one machine: ms per clip at each batch size,
+and the ratio to the table's reference row (beside the paper's ratio where the paper gives latencies).
 
-    python benchmarks/latency.py [--config paper|embedded] [--table table4 table9] [--reps 5] [--threads N]
-        [--device cpu|cuda] [--precision auto|fp32|bf16]
+    python benchmarks/latency.py [--config paper|embedded] [--table table4 table9] [--batch 1 8] [--reps 5]
+        [--threads N] [--device cpu|cuda] [--precision auto|fp32|bf16] [--json results/latency/table9.json]
 
-paper: ViT-B/32, 8 frames, 224x224, 400 classes (the Kinetics-400 head); embedded: the mini-CLIP at 32x32, 20 classes.
-Random weights (latency does not depend on their values), eval mode, no_grad; class text embeddings are computed
-once before timing (the text tower is frozen and cached); the median of --reps timed calls after 2 warm-up calls.
-Precision auto: bf16 autocast on CUDA (as the trainer), fp32 on CPU. Each table's rows are timed in one run and
-compared with the table's reference row (Table 4: the Baseline; Table 9: ILA), beside the paper's ratio where the
-paper gives latencies.
+The measurement is ila.latency.measure_table (its docstring says what is timed and how); the workflow's `latency`
+rule runs this script with --json for Table 9's latency column.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import json
+import sys
+from pathlib import Path
 
 import torch
 
 from ila.ablations import load_table
 from ila.engine.distributed import job_threads
-
-CONFIGS = {
-    "paper": {"backbone": "ViT-B-32", "num_frames": 8, "size": 224, "classes": 400},
-    "embedded": {"backbone": "ILA-mini-32", "num_frames": 8, "size": 32, "classes": 20},
-}
+from ila.latency import CONFIGS, measure_table
 
 
-def main() -> None:
-    from ila.models import create_model
-
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=sorted(CONFIGS), default="paper")
     p.add_argument("--table", nargs="+", default=["table4"], help="ablation files whose rows to time")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (the first one is the JSON's)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    args = p.parse_args()
+    p.add_argument("--json", help="write the (single) table's measurement here")
+    args = p.parse_args(argv)
+    if args.json and len(args.table) != 1:
+        p.error("--json takes one --table")
     torch.set_num_threads(job_threads(args.threads))
-    c = CONFIGS[args.config]
-    dev = torch.device(args.device)
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and dev.type == "cuda")
-    print(f"{args.config}: {c['backbone']}, {c['num_frames']} frames, {c['size']}x{c['size']}, {c['classes']} classes, "
-          f"{dev.type}{' (' + torch.cuda.get_device_name(dev) + ')' if dev.type == 'cuda' else ''}, "
-          f"{'bf16 autocast' if bf16 else 'fp32'}, {torch.get_num_threads()} threads, median of {args.reps}")
-    for table_name in args.table:
-        table = load_table(table_name)
-        results = {}
-        for row in table.available_rows():
-            torch.manual_seed(0)
-            model = create_model({**row.model, "backbone": c["backbone"], "num_frames": c["num_frames"]},
-                                 [f"class {i}" for i in range(c["classes"])]).to(dev).eval()
-            try:
-                results[row.id] = {b: time_model(model, b, c, dev, bf16, args.reps) for b in (1, 8)}
-            except Exception as exc:  # noqa: BLE001 - report the row and go on with the others
-                print(f"  {row.name}: failed ({type(exc).__name__}: {str(exc)[:160]})")
-            del model
-        ref = REFERENCE.get(table_name, table.rows[0].id)
-        base = results.get(ref)
-        paper = {r.id: r.paper.get("latency_ms") for r in table.available_rows()}
-        has_paper = any(v is not None for v in paper.values())
-        print(f"\n{table.title}: ratios to {table.row(ref).name}")
-        print(f"{'row':34} {'ms/clip b1':>11} {'x ref':>7} {'ms/clip b8':>11} {'x ref':>7}"
-              + (f" {'paper ms':>9} {'paper x':>8}" if has_paper else ""))
-        for row in table.available_rows():
-            if row.id not in results:
-                continue
-            r = results[row.id]
-            rel = (lambda b: f"{r[b] / base[b]:.2f}") if base else (lambda b: "–")
-            line = f"{row.name:34} {r[1]:11.2f} {rel(1):>7} {r[8]:11.2f} {rel(8):>7}"
-            if has_paper:
-                pm, pref = paper[row.id], paper.get(ref)
-                line += f" {pm if pm is not None else '–':>9} " + (f"{pm / pref:8.2f}" if pm and pref else f"{'–':>8}")
-            print(line)
+    for name in args.table:
+        table = load_table(name)
+        res = measure_table(table, args.config, tuple(args.batch), args.reps, args.device, args.precision,
+                            progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
+        report(table, res)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+            print(f"wrote {args.json}")
 
 
-# The row each table's ratios are taken against.
-REFERENCE = {"table4": "baseline", "table9": "ila"}
-
-
-def time_model(model, batch: int, c: dict, dev: torch.device, bf16: bool, reps: int) -> float:
-    """Median ms per clip of ``model`` on a random batch."""
-    video = torch.randn(batch, c["num_frames"], 3, c["size"], c["size"], device=dev)
-    times = []
-    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-        for i in range(2 + reps):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(video)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000 / batch
+def report(table, res: dict) -> None:
+    ref = table.reference_row()
+    base = res["by_batch"].get(ref.id)
+    batches = [res["batch"], *[b for b in next(iter(res["by_batch"].values()), {}) if b != res["batch"]]]
+    paper = {r.id: r.paper.get("latency_ms") for r in table.available_rows()}
+    has_paper = any(v is not None for v in paper.values())
+    print(f"\n{table.title}\n{res['config']}, {res['device']}, {res['precision']}, {res['threads']} threads, "
+          f"median of {res['reps']}; ratios to {ref.name}")
+    print(f"{'row':34}" + "".join(f" {'ms/clip b' + str(b):>12} {'x ref':>7}" for b in batches)
+          + (f" {'paper ms':>9} {'paper x':>8}" if has_paper else ""))
+    for row in table.available_rows():
+        if row.id in res["failed"]:
+            print(f"{row.name:34} failed ({res['failed'][row.id]})")
+            continue
+        r = res["by_batch"][row.id]
+        line = f"{row.name:34}" + "".join(
+            f" {r[b]:12.2f} {(f'{r[b] / base[b]:.2f}' if base else '–'):>7}" for b in batches)
+        if has_paper:
+            pm, pref = paper[row.id], paper.get(ref.id)
+            line += f" {pm if pm is not None else '–':>9} " + (f"{pm / pref:8.2f}" if pm and pref else f"{'–':>8}")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,9 @@ class ModelConfig:
     profile_operator_args: dict = field(default_factory=dict)
     # 0-based indices of the blocks that get the operator; null = every block.
     blocks: list[int] | None = None
+    # [k, n]: the operator in the k-th (1-based) of n equal groups of consecutive blocks, whatever the depth (Table 7:
+    # the paper's 12 blocks in 4 groups of 3; the mini-CLIP's 4 blocks in 4 groups of 1). Excludes `blocks`.
+    block_group: list[int] | None = None
     head: Literal["text", "linear"] = "text"
     prompt_generator: bool = True
     mit: bool = False
@@ -132,6 +135,13 @@ class ModelConfig:
             raise ConfigError(f"{where}.align_loss_weight: expected >= 0, got {self.align_loss_weight}")
         if "{}" not in self.prompt_template:
             raise ConfigError(f"{where}.prompt_template: expected a '{{}}' placeholder for the class name")
+        if self.block_group is not None:
+            g = self.block_group
+            if not (isinstance(g, list) and len(g) == 2 and all(isinstance(v, int) for v in g) and 1 <= g[0] <= g[1]):
+                raise ConfigError(f"{where}.block_group: expected [k, n] with 1 <= k <= n (the k-th of n groups of "
+                                  f"blocks), got {g!r}")
+            if self.blocks is not None:
+                raise ConfigError(f"{where}: set either blocks or block_group, not both")
 
 
 @dataclass

@@ -49,7 +49,7 @@ def mean_ci(values, confidence: float = CONFIDENCE) -> MeanCI:
 
 @dataclass
 class PairedDifference:
-    diff: float  # mean over videos of (row - reference), each video's outcome averaged over seeds
+    diff: float  # mean over videos of (row - reference), each video's outcome averaged over seeds (or the contrast)
     low: float
     high: float
     p_value: float  # two-sided, sign-flip permutation over videos
@@ -61,9 +61,14 @@ class PairedDifference:
 
 
 def paired_difference(row: np.ndarray, reference: np.ndarray, confidence: float = CONFIDENCE,
-                      resamples: int = RESAMPLES, seed: int = 0) -> PairedDifference:
+                      resamples: int = RESAMPLES, seed: int = 0, weights: np.ndarray | None = None) -> PairedDifference:
     """``row``, ``reference``: outcomes ``[seeds, videos]`` (e.g. 1 = correct) on the same videos in the same order,
-    seed ``s`` of one paired with seed ``s`` of the other."""
+    seed ``s`` of one paired with seed ``s`` of the other.
+
+    The statistic is the mean per-video difference, or with ``weights [videos]`` the contrast ``sum(w * d)`` (e.g.
+    the temporal score, accuracy on one group of videos minus accuracy on another: ``w = 1/n_T`` on the first group,
+    ``-1/n_S`` on the second, 0 elsewhere). The bootstrap then resamples videos within each set of equal weight, so
+    every resample keeps the groups' sizes and the contrast its meaning."""
     row, reference = np.asarray(row, dtype=float), np.asarray(reference, dtype=float)
     if row.shape != reference.shape or row.ndim != 2:
         raise ValueError(f"paired_difference: expected two [seeds, videos] arrays of one shape, got {row.shape} "
@@ -71,14 +76,26 @@ def paired_difference(row: np.ndarray, reference: np.ndarray, confidence: float 
     per_video = (row - reference).mean(0)
     n = per_video.size
     rng = np.random.default_rng(seed)
-    boot = per_video[rng.integers(0, n, size=(resamples, n))].mean(1)
     alpha = 1 - confidence
+    if weights is None:
+        boot = per_video[rng.integers(0, n, size=(resamples, n))].mean(1)
+        estimate = float(per_video.mean())
+        signs = rng.choice([-1.0, 1.0], size=(resamples, n))
+        null = np.abs((signs * per_video).mean(1))
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (n,):
+            raise ValueError(f"paired_difference: expected {n} weights, got shape {w.shape}")
+        boot = np.zeros(resamples)
+        for value in np.unique(w[w != 0]):
+            members = np.flatnonzero(w == value)
+            boot += value * per_video[members[rng.integers(0, members.size, size=(resamples, members.size))]].sum(1)
+        estimate = float(w @ per_video)
+        signs = rng.choice([-1.0, 1.0], size=(resamples, n))
+        null = np.abs((signs * per_video) @ w)
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    observed = abs(per_video.mean())
-    signs = rng.choice([-1.0, 1.0], size=(resamples, n))
-    null = np.abs((signs * per_video).mean(1))
-    p = (1 + np.count_nonzero(null >= observed - 1e-12)) / (resamples + 1)
-    return PairedDifference(float(per_video.mean()), float(low), float(high), float(p), n, row.shape[0])
+    p = (1 + np.count_nonzero(null >= abs(estimate) - 1e-12)) / (resamples + 1)
+    return PairedDifference(estimate, float(low), float(high), float(p), n, row.shape[0])
 
 
 def proportion_vs_chance(hits: np.ndarray, chance: float = 0.5, confidence: float = CONFIDENCE,

@@ -68,6 +68,14 @@ def test_per_video_outcomes_add_up_to_the_metrics(trained):
     assert sum(pv["top5_hit"]) / n == pytest.approx(metrics["top5"])
     twins = [h for h in pv["twin_hit"] if h >= 0]
     assert twins and sum(twins) / len(twins) == pytest.approx(metrics["twin_order_accuracy"])
+    # Per class group (Table 13): top-1, top-5 and the temporal score, from the same outcomes.
+    names, groups = metrics["class_names"], metrics["class_groups"]
+    for g in ("temporal", "static"):
+        mine = [i for i, y in enumerate(pv["label"]) if groups[names[y]] == g]
+        assert mine
+        assert metrics[f"top1_{g}"] == pytest.approx(sum(pv["pred"][i] == pv["label"][i] for i in mine) / len(mine))
+        assert metrics[f"top5_{g}"] == pytest.approx(sum(pv["top5_hit"][i] for i in mine) / len(mine))
+    assert metrics["temporal_score"] == pytest.approx(metrics["top1_temporal"] - metrics["top1_static"])
     # Frame averaging is blind to order: reversing a clip changes nothing (up to float rounding).
     assert metrics["reversal_probe_clips"] > 0 and metrics["reversal_logit_change"] < 1e-4
     assert metrics["reversal_top1_flip"] == 0

@@ -243,6 +243,19 @@ def test_linear_head_and_blocks_subset():
         _model("ila", blocks=[7])
 
 
+def test_block_group_places_the_operator_in_the_kth_of_n_groups_on_any_depth():
+    """Table 7: "group k of 4" is 3 consecutive blocks of ViT-B/32's 12 and one block of the mini-CLIP's 4."""
+    assert sorted(_model("ila", block_group=[2, 4]).video_vit.operators.keys()) == ["1"]
+    big = create_model({"variant": "ila", "backbone": "ViT-B-32", "block_group": [2, 4]}, CLASSES, device="meta")
+    assert sorted(big.video_vit.operators.keys(), key=int) == ["3", "4", "5"]
+    with pytest.raises(ConfigError, match="model.block_group: 3 groups do not divide the backbone's 4 blocks"):
+        _model("ila", block_group=[1, 3])
+    with pytest.raises(ConfigError, match=r"model.block_group: expected \[k, n\]"):
+        _model("ila", block_group=[5, 4])
+    with pytest.raises(ConfigError, match="either blocks or block_group"):
+        _model("ila", block_group=[1, 4], blocks=[0])
+
+
 def test_local_weights_load_without_network_and_missing_file_explains(tmp_path):
     torch.manual_seed(11)
     src = build_clip("ILA-mini-32")

@@ -59,3 +59,26 @@ def test_kendall_tau():
     assert rev.tau == pytest.approx(-1.0) and rev.n == 4
     assert kendall_tau([1, 2, None, 3, 4], [10, None, 30, 40, 50]).n == 3  # rows without both numbers left out
     assert kendall_tau([1, 2], [1, 2]).tau is None
+
+
+def test_weighted_contrast_is_a_difference_of_group_accuracies():
+    """The temporal score's test: accuracy on group T minus accuracy on group S, compared between two rows."""
+    rng = np.random.default_rng(3)
+    groups = np.array(["T"] * 200 + ["S"] * 100 + [""] * 50)
+    weights = np.where(groups == "T", 1 / 200, np.where(groups == "S", -1 / 100, 0.0))
+    ref = (rng.random((3, 350)) < 0.6).astype(float)
+    # The row gains on every temporal video it got wrong, nothing elsewhere: its score rises by ref's T error rate.
+    row = np.where(groups == "T", 1.0, ref)
+    d = paired_difference(row, ref, weights=weights)
+    expected = (1 - ref[:, groups == "T"]).mean()
+    assert d.diff == pytest.approx(expected) and d.low > 0 and d.p_value < 0.001
+    # Only the group means enter: a change on ungrouped videos moves nothing.
+    noise = np.where(groups == "", 1 - ref, ref)
+    same = paired_difference(noise, ref, weights=weights)
+    assert same.diff == 0 and same.low == same.high == 0
+    # Equal gains on both groups cancel (a static improvement is not a temporal one).
+    both = np.where(groups != "", 1.0, ref)
+    both_gain = paired_difference(both, ref, weights=weights)
+    assert both_gain.diff == pytest.approx((1 - ref[:, groups == "T"]).mean() - (1 - ref[:, groups == "S"]).mean())
+    with pytest.raises(ValueError, match="weights"):
+        paired_difference(row, ref, weights=weights[:10])

@@ -25,8 +25,10 @@ def snakemake(*args, cwd, timeout=600):
 
 
 @pytest.mark.parametrize("profile", ["default", "paper-k400", "paper-ssv2", "smoke"])
-def test_dry_run_lists_every_row(profile, tmp_path):
-    res = snakemake("-n", "results/table4.csv", "--configfile", str(CONFIGS / f"{profile}.yaml"), cwd=tmp_path)
+def test_dry_run_lists_every_row_of_every_table(profile, tmp_path):
+    """`tables` plans every row of every paper table once per seed; a row shared from another table (`from:`) is
+    that table's job only, so it is trained once."""
+    res = snakemake("-n", "tables", "--configfile", str(CONFIGS / f"{profile}.yaml"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     from ila.ablations import load_table
@@ -34,10 +36,19 @@ def test_dry_run_lists_every_row(profile, tmp_path):
     import yaml
 
     seeds = yaml.safe_load((CONFIGS / f"{profile}.yaml").read_text()).get("seeds", [0])
-    rows = load_table("table4").available_rows()
-    for row in rows:
-        for seed in seeds:
-            assert f"results/table4/{row.id}/seed{seed}/train.done" in out
+    tables = ["table4", "table6", "table7", "table8", "table9", "table11", "table13"]
+    owned = set()
+    for name in tables:
+        assert f"results/{name}.csv" in out and f"results/{name}.md" in out
+        for row in load_table(name).available_rows():
+            for seed in seeds:
+                assert f"results/{row.run_table or name}/{row.id}/seed{seed}/train.done" in out
+                if row.run_table:
+                    assert f"results/{name}/{row.id}/seed{seed}" not in out, (name, row.id)
+                else:
+                    owned.add((name, row.id, seed))
+    # One training job per owned (row, seed), none for shared rows, and Table 9's latency is measured.
+    assert f"train_row {len(owned)}" in " ".join(out.split()) and "results/latency/table9.json" in out
     assert "train_row" in out and "evaluate_row" in out
 
 
@@ -111,3 +122,42 @@ def test_smoke_run_end_to_end(tmp_path):
     again = snakemake("-n", "--cores", "2", "results/table4.csv", "--configfile", str(CONFIGS / "smoke.yaml"),
                       cwd=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    _smoke_tables_sharing_table4(tmp_path, client)
+
+
+def _smoke_tables_sharing_table4(tmp_path, client):
+    """Table 9 (two new rows, ILA shared from Table 4, a measured latency) and Table 13 (every row shared, the
+    temporal score as its measure) on top of the Table 4 runs: only Table 9's two new rows are trained."""
+    res = snakemake("--cores", "2", "results/table9.csv", "results/table13.csv", "--configfile",
+                    str(CONFIGS / "smoke.yaml"), cwd=tmp_path, timeout=900)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    assert " ".join(out.split()).count("rule train_row:") == 4  # mi_add and mi_concat_all, 2 seeds each
+    with (tmp_path / "results" / "table9.csv").open() as fh:
+        t9 = {r["id"]: r for r in csv.DictReader(fh)}
+    assert list(t9) == ["mi_add", "mi_concat_all", "ila"] and t9["ila"]["run_table"] == "table4"
+    assert t9["ila"]["latency_ratio_vs_ref"] == "1.0" and float(t9["mi_add"]["latency_ms"]) > 0
+    latency = json.loads((tmp_path / "results" / "latency" / "table9.json").read_text())
+    assert set(latency["ms_per_clip"]) == {"mi_add", "mi_concat_all", "ila"} and latency["config"].startswith("embedded")
+    md9 = (tmp_path / "results" / "table9.md").read_text()
+    assert "Latency x Pooling & concatenation (ILA)" in md9 and "Paper latency x" in md9
+    with (tmp_path / "results" / "table13.csv").open() as fh:
+        t13 = {r["id"]: r for r in csv.DictReader(fh)}
+    from ila.ablations import load_table
+
+    assert "evl" not in t13 and set(t13) == {r.id for r in load_table("table13").available_rows()}
+    ila = json.loads((tmp_path / "results/table4/ila/seed0/metrics.json").read_text())
+    assert float(t13["ila"]["top1_temporal"]) == pytest.approx(
+        100 * (ila["top1_temporal"] + json.loads((tmp_path / "results/table4/ila/seed1/metrics.json").read_text())[
+            "top1_temporal"]) / 2, abs=0.006)
+    assert "temporal_score_diff_vs_ref" in t13["xclip"] and "EVL: not run" in (tmp_path / "results/table13.md").read_text()
+    # MLflow: Table 9's own runs in its experiment; the shared ILA runs stay in Table 4's, tagged as used by Table 9,
+    # and Table 9's table-level run links every run it read.
+    t9_exp = client.get_experiment_by_name("table9").experiment_id
+    own = {r.data.tags["row"] for r in client.search_runs([t9_exp]) if r.data.tags.get("ila.kind") != "table"}
+    assert own == {"mi_add", "mi_concat_all"}
+    t4_exp = client.get_experiment_by_name("table4").experiment_id
+    shared = client.search_runs([t4_exp], "tags.`ila.shared_in.table9` = 'true'")
+    assert sorted(r.info.run_name for r in shared) == ["ila-seed0", "ila-seed1"]
+    [table_run] = client.search_runs([t9_exp], "tags.`ila.kind` = 'table'")
+    assert table_run.data.tags["run.ila-seed0"] == next(r.info.run_id for r in shared if r.info.run_name == "ila-seed0")

@@ -178,11 +178,16 @@ class Tracker:
             self._client.set_terminated(self.run_id, status=status)
 
 
-def log_table(experiment: str, files: list[str | Path], tags: dict[str, str], uri: str | None = None) -> str:
+def log_table(experiment: str, files: list[str | Path], tags: dict[str, str], uri: str | None = None,
+              runs: dict[str, str] | None = None, shared_runs: list[str] | None = None) -> str:
     """Attach a table's files (CSV, Markdown, ...) to one table-level run in the table's experiment.
 
     The run is found again by its tags (``ila.kind=table`` and the profile), so rebuilding a table updates its
-    run instead of adding another. Returns the run id."""
+    run instead of adding another. ``runs`` (``"<row>-seed<N>"`` -> run id) become its ``run.<row>-seed<N>`` tags:
+    the table links every run it reads. ``shared_runs`` are the runs of rows shared from another table: they stay in
+    that table's experiment (they were trained once, there) and get the tag ``ila.shared_in.<experiment>=true``, so
+    ``tags.`ila.shared_in.<experiment>` = 'true'`` finds them from this table. Returns the run id."""
+    from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
@@ -195,8 +200,10 @@ def log_table(experiment: str, files: list[str | Path], tags: dict[str, str], ur
         client.update_run(run_id, status="RUNNING")
     else:
         run_id = client.create_run(exp_id, run_name=f"{experiment} (table)", tags={"ila.kind": "table"}).info.run_id
-    for key, value in tags.items():
-        client.set_tag(run_id, key, str(value))
+    all_tags = {**tags, **{f"run.{name}": rid for name, rid in (runs or {}).items()}}
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
+    for shared in shared_runs or []:
+        client.set_tag(shared, f"ila.shared_in.{experiment}", "true")
     for path in files:
         client.log_artifact(run_id, str(path))
     client.set_terminated(run_id)

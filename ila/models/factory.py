@@ -88,6 +88,17 @@ def create_model(cfg: Mapping[str, Any] | ModelConfig, class_names: list[str], d
         return _assemble(cfg, clip, class_names)
 
 
+def operator_blocks(cfg: ModelConfig, depth: int) -> list[int] | None:
+    """The 0-based blocks that get the temporal operator on a backbone of ``depth`` blocks (None: all of them)."""
+    if cfg.block_group is None:
+        return cfg.blocks
+    k, n = cfg.block_group
+    if depth % n:
+        raise ConfigError(f"model.block_group: {n} groups do not divide the backbone's {depth} blocks")
+    size = depth // n
+    return list(range((k - 1) * size, k * size))
+
+
 def _assemble(cfg: ModelConfig, clip, class_names: list[str]) -> VideoCLIP:
     return VideoCLIP(
         clip,
@@ -96,7 +107,7 @@ def _assemble(cfg: ModelConfig, clip, class_names: list[str]) -> VideoCLIP:
         num_frames=cfg.num_frames,
         operator=cfg.operator,
         operator_args={**cfg.profile_operator_args, **cfg.operator_args},
-        blocks=cfg.blocks,
+        blocks=operator_blocks(cfg, len(clip.visual.transformer.resblocks)),
         head=cfg.head,
         prompt_generator=cfg.prompt_generator,
         mit=cfg.mit,

@@ -20,6 +20,9 @@ def validate_config():
     otherwise pass a dry run and fail only when training starts, after data and pretraining)."""
     import jsonschema
 
+    # `--config seeds=[0,1]` arrives as strings: take digit strings as the integers they spell.
+    if isinstance(config.get("seeds"), list):
+        config["seeds"] = [int(s) if isinstance(s, str) and s.strip().isdigit() else s for s in config["seeds"]]
     schema = yaml.safe_load(SCHEMA.read_text())
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -27,6 +30,10 @@ def validate_config():
         key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
         raise WorkflowError(f"config error: {key}: {err.message} (schema: {SCHEMA.relative_to(workflow.basedir)})")
     validate(config, str(SCHEMA))  # fills the schema's defaults
+    missing = [t for t in config["tables"] if not (ABLATIONS / f"{t}.yaml").is_file()]
+    if missing:
+        raise WorkflowError(f"config error: tables: no ablation file for {missing} (expected ablations/<name>.yaml; "
+                            f"there are {sorted(p.stem for p in ABLATIONS.glob('*.yaml'))})")
     for path in sorted(ABLATIONS.glob("*.yaml")):
         spec = load_table(path)
         for row in spec.available_rows():
@@ -99,6 +106,11 @@ def run_outputs(table, name):
         for row in table_spec(table).available_rows()
         for seed in config["seeds"]
     ]
+
+
+def latency_input(table):
+    """The latency measurement a table with a latency column reads (none for the others)."""
+    return f"results/latency/{table}.json" if table_spec(table).latency else []
 
 
 def mlflow_args():

@@ -5,6 +5,7 @@ rule table:
     input:
         spec=str(ABLATIONS / "{table}.yaml"),
         metrics=lambda wc: run_outputs(wc.table, "metrics.json"),
+        latency=lambda wc: latency_input(wc.table),
     output:
         csv="results/{table}.csv",
         md="results/{table}.md",
@@ -16,8 +17,31 @@ rule table:
         dataset=Path(dataset_root()).name,
         mlflow=mlflow_args(),
         seeds=" ".join(str(s) for s in config["seeds"]),
+        latency=lambda wc, input: f"--latency {input.latency}" if input.latency else "",
     conda:
         CONDA_ENV
     shell:
         "python {params.script} --table {input.spec} --runs results/{wildcards.table} --csv {output.csv} "
-        "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} {params.mlflow} > {log} 2>&1"
+        "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} {params.latency} {params.mlflow} > {log} 2>&1"
+
+
+# Inference latency of a table's rows (Table 9), measured alone: the job takes every core, so no training job runs
+# beside it and skews the timings. At the paper's configuration by default, on whatever machine runs the workflow.
+rule latency:
+    input:
+        spec=str(ABLATIONS / "{table}.yaml"),
+    output:
+        "results/latency/{table}.json",
+    log:
+        "results/logs/latency/{table}.log",
+    params:
+        script=str(Path(workflow.basedir) / "benchmarks" / "latency.py"),
+        config=config["latency"]["config"],
+        batch=config["latency"]["batch"],
+        reps=config["latency"]["reps"],
+    threads: workflow.cores
+    conda:
+        CONDA_ENV
+    shell:
+        "python {params.script} --table {input.spec} --config {params.config} --batch {params.batch} "
+        "--reps {params.reps} --threads {threads} --json {output} > {log} 2>&1"

@@ -1,0 +1,131 @@
+"""The table writer (ila.tables) on runs with known outcomes: shared rows, the primary measure, latency, paper columns."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from ila.ablations import AblationError, load_table
+from ila.tables import collect, write_csv, write_markdown
+
+CLASSES = ["left to right", "right to left", "red square", "blue circle"]
+GROUPS = {"left to right": "temporal", "right to left": "temporal", "red square": "static", "blue circle": "static"}
+TWIN = {0: 1, 1: 0}
+
+
+def _metrics(rng, labels, p_correct):
+    """A metrics.json as `ila evaluate` writes it, from random per-video outcomes."""
+    n = len(labels)
+    correct = rng.random(n) < p_correct
+    pred = np.where(correct, labels, (labels + 1) % len(CLASSES))
+    top5 = np.ones(n, dtype=int)
+    twin = np.array([int(c) if y in TWIN else -1 for y, c in zip(labels, correct)])
+    group = np.array([GROUPS[CLASSES[y]] for y in labels])
+    m = {
+        "top1": float(correct.mean()), "top5": 1.0,
+        "top1_temporal": float(correct[group == "temporal"].mean()), "top5_temporal": 1.0,
+        "top1_static": float(correct[group == "static"].mean()), "top5_static": 1.0,
+        "twin_order_accuracy": float(twin[twin >= 0].mean()), "reversal_logit_change": 0.1,
+        "class_names": CLASSES, "class_groups": GROUPS, "train_steps": 4,
+        "cost": {"run_config": {"gflops": 0.1, "params_total": 1e6},
+                 "ViT-B-32@8f": {"gflops": 38.0, "gflops_operator": 1.0, "params_operator": 1e5}},
+        "per_video": {"video": [f"v{i}.mp4" for i in range(n)], "label": labels.tolist(), "pred": pred.tolist(),
+                      "top5_hit": top5.tolist(), "twin_hit": twin.tolist()},
+    }  # fmt: skip
+    m["temporal_score"] = m["top1_temporal"] - m["top1_static"]
+    return m
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Two tables: `src` owns rows a and b; `t` shares a from it and adds c, plus a row whose method is not built."""
+    abl = tmp_path / "ablations"
+    abl.mkdir()
+    (abl / "src.yaml").write_text(
+        "table: src\ntitle: Source\nrows:\n"
+        "  - {id: a, name: Row A, model: {variant: baseline}}\n"
+        "  - {id: b, name: Row B, model: {variant: ila}}\n")
+    (abl / "t.yaml").write_text(
+        "table: t\ntitle: Shared\nreference: a\nlatency: true\nrows:\n"
+        "  - {id: a, from: src, name: A here, paper: {top1: 80.0, latency_ms: 50.0}}\n"
+        "  - {id: c, name: Row C, model: {variant: ila}, paper: {top1: 81.0, latency_ms: 40.0}}\n"
+        "  - {id: d, name: Row D, model: {variant: not_built}, requires: issue 99, paper: {top1: 82.0}}\n")
+    (abl / "ts.yaml").write_text(
+        "table: ts\ntitle: Temporal score\nreference: a\nprimary: temporal_score\n"
+        "columns: [top1_temporal, top5_temporal, top1_static, temporal_score]\nrows:\n"
+        "  - {id: a, from: src, paper: {top1_temporal: 70, top1_static: 69, temporal_score: 1.0}}\n"
+        "  - {id: b, from: src, paper: {top1_temporal: 80, top1_static: 70, temporal_score: 10.0}}\n")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, len(CLASSES), 400)
+    made = {}
+    for table, row, p in (("src", "a", 0.5), ("src", "b", 0.7), ("t", "c", 0.8)):
+        for seed in (0, 1):
+            d = tmp_path / "results" / table / row / f"seed{seed}"
+            d.mkdir(parents=True)
+            made[(row, seed)] = _metrics(rng, labels, p)
+            (d / "metrics.json").write_text(json.dumps(made[(row, seed)]))
+            (d / "mlflow_run_id").write_text(f"run-{row}-{seed}")
+    return tmp_path, made
+
+
+def _correct(m):
+    return np.equal(m["per_video"]["pred"], m["per_video"]["label"]).astype(float)
+
+
+def test_shared_rows_reference_difference_and_latency(runs):
+    root, made = runs
+    table = load_table(root / "ablations" / "t.yaml")
+    latency = {"ms_per_clip": {"a": 100.0, "c": 125.0}, "device": "CPU (test)", "device_short": "CPU",
+               "config": "embedded", "batch": 1, "precision": "fp32", "threads": 1, "reps": 1, "warmup": 2}
+    res = collect(table, root / "results" / "t", "test", "synth-tiny", [0, 1], latency)
+    by_id = {r["id"]: r for r in res.rows}
+    assert list(by_id) == ["a", "c"]  # d is not built: listed in the notes only
+    assert by_id["a"]["run_table"] == "src" and by_id["c"]["run_table"] == "t"
+    assert by_id["c"]["top1"] == pytest.approx(50 * (made[("c", 0)]["top1"] + made[("c", 1)]["top1"]), abs=0.006)
+    expected = 100 * np.mean([(_correct(made[("c", s)]) - _correct(made[("a", s)])) for s in (0, 1)])
+    assert by_id["c"]["top1_diff_vs_ref"] == pytest.approx(expected, abs=0.006)
+    assert by_id["c"]["top1_diff_significant"] and by_id["a"]["top1_diff_vs_ref"] is None
+    assert by_id["c"]["latency_ratio_vs_ref"] == 1.25 and by_id["c"]["latency_ms"] == 125.0
+    assert by_id["c"]["paper_latency_ms"] == 40.0 and by_id["a"]["paper_top1"] == 80.0
+    assert res.runs == {f"{r}-seed{s}": f"run-{r}-{s}" for r in "ac" for s in (0, 1)}
+    assert sorted(res.shared_runs) == ["run-a-0", "run-a-1"]
+    write_csv(res, root / "t.csv")
+    write_markdown(res, root / "t.md", "test", "synth-tiny")
+    with (root / "t.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == ["a", "c"] and rows[1]["latency_ratio_vs_ref"] == "1.25"
+    md = (root / "t.md").read_text()
+    assert "| Paper Top-1 |" in md and "Paper latency (ms/clip)" in md and "Paper latency x A here" in md
+    assert "| 0.8 |" in md  # the paper's ratio 40 / 50
+    assert "Row D: not run — its method arrives with issue 99." in md
+    assert "A here: the same runs as src's row `a` (trained once, shared)." in md
+    assert "on CPU (test)" in md and "compare the ratios" in md
+
+
+def test_temporal_score_is_the_primary_measure(runs):
+    root, made = runs
+    res = collect(load_table(root / "ablations" / "ts.yaml"), root / "results" / "ts", "test", "x", [0, 1])
+    b = next(r for r in res.rows if r["id"] == "b")
+    per_seed = [100 * (made[("b", s)]["temporal_score"] - made[("a", s)]["temporal_score"]) for s in (0, 1)]
+    assert b["temporal_score_diff_vs_ref"] == pytest.approx(np.mean(per_seed), abs=0.006)
+    assert b["temporal_score"] == pytest.approx(50 * sum(made[("b", s)]["temporal_score"] for s in (0, 1)), abs=0.006)
+    assert "top1_diff_vs_ref" not in res.columns and "paper_top1" not in res.columns
+    assert res.summary["kendall_tau"].n == 2  # too few rows for a tau: reported as not defined
+    write_markdown(res, root / "ts.md", "test", "x")
+    md = (root / "ts.md").read_text()
+    assert "| Model | TS = Top-1 (T) - Top-1 (S) | Δ TS vs Row A [95% CI]" in md and "Top-5 (T)" in md
+    assert "Kendall's tau against the paper's TS = Top-1 (T) - Top-1 (S) order: not defined" in md
+
+
+def test_bad_table_files_fail_naming_the_key(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("table: x\ntitle: X\nrowz: []\nrows: []\n")
+    with pytest.raises(AblationError, match=r"unknown top-level keys \['rowz'\]"):
+        load_table(bad)
+    bad.write_text("table: y\ntitle: X\nrows: []\n")
+    with pytest.raises(AblationError, match="must be the file's name"):
+        load_table(bad)
+    bad.write_text("table: x\ntitle: X\nprimary: top7\nrows:\n  - {id: a, name: A, model: {variant: ila}}\n")
+    with pytest.raises(ValueError, match="primary 'top7' is not one of"):
+        collect(load_table(bad), tmp_path, "p", "d", [0])
