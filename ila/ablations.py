@@ -59,6 +59,7 @@ class Table:
     primary: str | None = None  # the measure rows are compared on (ila.tables.PRIMARY_MEASURES; default top1)
     columns: list[str] | None = None  # the Markdown's metric columns (default: ila.tables.DEFAULT_COLUMNS)
     latency: bool = False  # a measured latency column (the workflow's `latency` rule)
+    notes: list[str] = field(default_factory=list)  # our words for the Markdown's notes (what limits the table)
 
     def available_rows(self) -> list[Row]:
         return [r for r in self.rows if r.available()]
@@ -73,7 +74,7 @@ class Table:
         raise KeyError(f"{self.path}: no row with id {row_id!r}")
 
 
-TABLE_KEYS = {"table", "title", "paper_config", "reference", "primary", "columns", "latency", "rows"}
+TABLE_KEYS = {"table", "title", "paper_config", "reference", "primary", "columns", "latency", "notes", "rows"}
 ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note", "from"}
 # What a shared row ({id: ..., from: <table>}) may set for itself; its model and overrides are the source row's.
 SHARED_ROW_KEYS = {"id", "from", "name", "paper", "label", "flops_note"}
@@ -91,7 +92,8 @@ def load_table(name_or_path: str | Path) -> Table:
             raise AblationError(f"{path}: missing top-level key {key!r}")
     unknown = set(data) - TABLE_KEYS
     if unknown:
-        raise AblationError(f"{path}: unknown top-level keys {sorted(unknown)}; expected a subset of {sorted(TABLE_KEYS)}")
+        raise AblationError(f"{path}: unknown top-level keys {sorted(unknown)}; expected a subset of "
+                            f"{sorted(TABLE_KEYS)}")
     if data["table"] != path.stem:
         raise AblationError(f"{path}: table: {data['table']!r} must be the file's name ({path.stem!r}): the workflow "
                             "finds a table's file by it")
@@ -115,7 +117,8 @@ def load_table(name_or_path: str | Path) -> Table:
         seen.add(raw["id"])
         rows.append(Row(**{("shared_from" if k == "from" else k): v for k, v in raw.items()}))
     table = Table(data["table"], data["title"], rows, data.get("paper_config", {}), path, data.get("reference"),
-                  data.get("primary"), data.get("columns"), bool(data.get("latency", False)))
+                  data.get("primary"), data.get("columns"), bool(data.get("latency", False)),
+                  list(data.get("notes", [])))
     if table.reference is not None and table.reference not in seen:
         raise AblationError(f"{path}: reference {table.reference!r} is not a row id ({', '.join(sorted(seen))})")
     return table

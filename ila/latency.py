@@ -4,7 +4,8 @@
 Each row is built at a fixed configuration (``paper``: ViT-B/32, 8 frames, 224x224, 400 classes, the Kinetics-400
 head; ``embedded``: the mini-CLIP at 32x32, 20 classes) with random weights — latency does not depend on their
 values — in eval mode under ``no_grad``; class text embeddings are computed once before timing (the text tower is
-frozen and cached); the figure is the median of ``reps`` timed calls after ``warmup`` calls, in ms per clip.
+frozen and cached); the figure is the median of ``reps`` timed calls after ``warmup`` calls, in ms per clip, the
+rows timed in turns (round after round over all rows) so that drift on a shared machine moves them alike.
 Precision ``auto``: bf16 autocast on CUDA (as the trainer), fp32 on CPU.
 """
 
@@ -40,22 +41,15 @@ def device_name(dev: torch.device) -> str:
     return f"CPU ({cpu})"
 
 
-def time_model(model: torch.nn.Module, batch: int, config: dict, dev: torch.device, bf16: bool, reps: int,
-               warmup: int = WARMUP) -> float:
-    """Median ms per clip of ``model`` on a random batch."""
-    video = torch.randn(batch, config["num_frames"], 3, config["size"], config["size"], device=dev)
-    times = []
+def _timed_call(model: torch.nn.Module, video: torch.Tensor, dev: torch.device, bf16: bool) -> float:
     with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-        for i in range(warmup + reps):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(video)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000 / batch
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model(video)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def measure_table(table: Table, config: str = "paper", batches: tuple[int, ...] = (1,), reps: int = 5,
@@ -72,23 +66,41 @@ def measure_table(table: Table, config: str = "paper", batches: tuple[int, ...] 
     c = CONFIGS[config]
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
-    by_batch, failed = {}, {}
+    models, failed = {}, {}
     for row in table.available_rows():
         torch.manual_seed(0)
         try:
-            model = create_model({**row.model, "backbone": c["backbone"], "num_frames": c["num_frames"]},
-                                 [f"class {i}" for i in range(c["classes"])]).to(dev).eval()
-            by_batch[row.id] = {b: time_model(model, b, c, dev, bf16, reps) for b in batches}
-            del model
+            models[row.id] = create_model({**row.model, "backbone": c["backbone"], "num_frames": c["num_frames"]},
+                                          [f"class {i}" for i in range(c["classes"])]).to(dev).eval()
         except Exception as exc:  # noqa: BLE001 - report the row and go on with the others
             failed[row.id] = f"{type(exc).__name__}: {str(exc)[:200]}"
-        if progress:
+    by_batch: dict[str, dict[int, float]] = {}
+    for b in batches:
+        video = torch.randn(b, c["num_frames"], 3, c["size"], c["size"], device=dev)
+        times: dict[str, list[float]] = {row_id: [] for row_id in models}
+        # Rounds over the rows (warm-up rounds first), not one row after the other: a machine that slows down or
+        # speeds up during the measurement then moves every row alike, and the ratios stay fair.
+        for rnd in range(WARMUP + reps):
+            for row_id, model in list(models.items()):
+                try:
+                    t = _timed_call(model, video, dev, bf16)
+                except Exception as exc:  # noqa: BLE001
+                    failed[row_id] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    del models[row_id], times[row_id]
+                    continue
+                if rnd >= WARMUP:
+                    times[row_id].append(t)
+        for row_id, ts in times.items():
+            by_batch.setdefault(row_id, {})[b] = statistics.median(ts) * 1000 / b
+    if progress:
+        for row in table.available_rows():
             done = by_batch.get(row.id)
             progress(f"{row.name}: " + (", ".join(f"{ms:.2f} ms/clip at batch {b}" for b, ms in done.items())
                                          if done else f"failed ({failed[row.id]})"))
     return {
         "table": table.table,
-        "config": f"{config} ({c['backbone']}, {c['num_frames']} frames, {c['size']}x{c['size']}, {c['classes']} classes)",
+        "config": f"{config} ({c['backbone']}, {c['num_frames']} frames, {c['size']}x{c['size']}, "
+                  f"{c['classes']} classes)",
         "device": device_name(dev),
         "device_short": "GPU" if dev.type == "cuda" else "CPU",
         "precision": "bf16 autocast" if bf16 else "fp32",

@@ -26,10 +26,11 @@ PERCENT_METRICS = ["top1", "top5", "top1_temporal", "top5_temporal", "top1_stati
                    "twin_order_accuracy"]  # fmt: skip
 # The evaluation's reversal probe (ila.engine.evaluate.ReversalProbe): mean |logit change| when the clip is reversed,
 # relative to the logits' spread; 0 for a model blind to frame order.
-METRICS = [*PERCENT_METRICS, "reversal_logit_change"]
-# Measures a table can be about: each is a contrast over per-video correctness, so rows can be compared on the same
-# videos (ila.stats.paired_difference).
-PRIMARY_MEASURES = ("top1", "temporal_score")
+METRICS = [*PERCENT_METRICS, "reversal_logit_change", "emd"]
+# Measures a table can be about, each a mean (or contrast) of a per-video outcome, so that rows can be compared on
+# the same videos (ila.stats.paired_difference): the outcome's key in the per-video lists and the factor that turns
+# it into the table's unit. Table 5's EMD comes from each run's emd.json (`ila emd`), the others from metrics.json.
+PRIMARY_MEASURES = {"top1": ("correct", 100), "temporal_score": ("correct", 100), "emd": ("emd", 1)}
 # Markdown columns of a table that names none (Table 4's).
 DEFAULT_COLUMNS = ["top5", "top1_temporal", "top1_static", "twin_order_accuracy", "reversal_logit_change",
                    "gflops_paper_config", "gflops_run_config"]  # fmt: skip
@@ -37,6 +38,7 @@ LABELS = {
     "top1": "Top-1", "top5": "Top-5", "top1_temporal": "Top-1 (T)", "top5_temporal": "Top-5 (T)",
     "top1_static": "Top-1 (S)", "temporal_score": "TS = Top-1 (T) - Top-1 (S)", "twin_order_accuracy": "Twin order",
     "reversal_logit_change": "Reversal Δlogit", "gflops": "GFLOPs", "latency_ms": "latency (ms/clip)",
+    "emd": "EMD (adjacent frames)",
 }  # fmt: skip
 ROW_COLUMNS = ["id", "row", "variant", "seeds"]
 COST_COLUMNS = ["gflops_paper_config", "gflops_run_config", "params_m", "params_added_by_operator_m"]
@@ -58,7 +60,7 @@ class TableResult:
 def primary_measure(table: Table) -> str:
     primary = table.primary or "top1"
     if primary not in PRIMARY_MEASURES:
-        raise ValueError(f"{table.path}: primary {primary!r} is not one of {PRIMARY_MEASURES}")
+        raise ValueError(f"{table.path}: primary {primary!r} is not one of {sorted(PRIMARY_MEASURES)}")
     return primary
 
 
@@ -85,13 +87,26 @@ def row_runs_dir(runs: Path, row: Row) -> Path:
     return runs.parent / row.run_table / row.id if row.run_table else runs / row.id
 
 
-def load_seed_metrics(runs: Path, row: Row, seeds: list[int]) -> list[dict]:
+def load_seed_metrics(runs: Path, row: Row, seeds: list[int], with_emd: bool = False) -> list[dict]:
+    """Each seed's metrics.json, with its emd.json merged in (``emd`` and the per-video ``emd``) when asked."""
     out = []
     for seed in seeds:
-        path = row_runs_dir(runs, row) / f"seed{seed}" / "metrics.json"
+        run_dir = row_runs_dir(runs, row) / f"seed{seed}"
+        path = run_dir / "metrics.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no metrics for row {row.id!r}, seed {seed}; run its evaluation first")
-        out.append(json.loads(path.read_text()))
+        m = json.loads(path.read_text())
+        if with_emd:
+            emd_path = run_dir / "emd.json"
+            if not emd_path.is_file():
+                raise FileNotFoundError(f"{emd_path}: no EMD for row {row.id!r}, seed {seed}; run `ila emd` first")
+            emd = json.loads(emd_path.read_text())
+            if emd["per_video"]["video"] != m["per_video"]["video"]:
+                raise ValueError(f"{emd_path}: measured on other videos than {path}")
+            m["emd"] = emd["emd"]
+            m["emd_options"] = emd["options"]
+            m["per_video"] = {**m["per_video"], "emd": emd["per_video"]["emd"]}
+        out.append(m)
     return out
 
 
@@ -114,8 +129,8 @@ def outcome_matrix(per_seed: list[dict], key: str, videos: list[str]) -> np.ndar
 
 
 def video_weights(primary: str, metrics: dict) -> np.ndarray | None:
-    """Per-video weights that turn per-video correctness into the primary measure (None: the plain mean)."""
-    if primary == "top1":
+    """Per-video weights that turn the per-video outcome into the primary measure (None: the plain mean)."""
+    if primary != "temporal_score":
         return None
     names, groups = metrics["class_names"], metrics["class_groups"]
     group = np.array([groups.get(names[label]) or "" for label in metrics["per_video"]["label"]])
@@ -146,7 +161,9 @@ def _seed_stats(out: dict, per_seed: list[dict], primary: str) -> None:
         nd = 2 if scale == 100 else 4
         out.update({metric: round(ci.mean, nd), f"{metric}_ci_low": _round(ci.low, nd),
                     f"{metric}_ci_high": _round(ci.high, nd)})
-    out[f"{primary}_per_seed"] = ";".join("" if m.get(primary) is None else f"{100 * m[primary]:.2f}"
+    scale = PRIMARY_MEASURES[primary][1]
+    nd = 2 if scale == 100 else 4
+    out[f"{primary}_per_seed"] = ";".join("" if m.get(primary) is None else f"{scale * m[primary]:.{nd}f}"
                                           for m in per_seed)
 
 
@@ -180,13 +197,15 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     ref = table.reference_row()
     if ref not in available:
         raise ValueError(f"{table.path}: reference row {ref.id!r} has no implemented variant")
-    ref_metrics = load_seed_metrics(runs, ref, seeds)
+    outcome, scale = PRIMARY_MEASURES[primary]
+    with_emd = primary == "emd"
+    ref_metrics = load_seed_metrics(runs, ref, seeds, with_emd)
     videos = ref_metrics[0].get("per_video", {}).get("video")
-    ref_correct = outcome_matrix(ref_metrics, "correct", videos)
+    ref_outcome = scale * outcome_matrix(ref_metrics, outcome, videos)
     weights = video_weights(primary, ref_metrics[0])
     result = TableResult(table, [], csv_columns(table, latency is not None))
     for row in available:
-        per_seed = ref_metrics if row is ref else load_seed_metrics(runs, row, seeds)
+        per_seed = ref_metrics if row is ref else load_seed_metrics(runs, row, seeds, with_emd)
         m = per_seed[0]
         out = {"id": row.id, "row": row.name, "variant": row.variant, "seeds": len(seeds), "profile": profile,
                "dataset": dataset, "head": _run_head(row_runs_dir(runs, row) / f"seed{seeds[0]}"),
@@ -195,10 +214,10 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         at_paper = _costs(out, m, paper_key)
         _seed_stats(out, per_seed, primary)
         if row is not ref:
-            d = paired_difference(100 * outcome_matrix(per_seed, "correct", videos), 100 * ref_correct,
-                                  weights=weights)
-            out.update({f"{primary}_diff_vs_ref": round(d.diff, 2), f"{primary}_diff_ci_low": round(d.low, 2),
-                        f"{primary}_diff_ci_high": round(d.high, 2), f"{primary}_diff_p": round(d.p_value, 4),
+            d = paired_difference(scale * outcome_matrix(per_seed, outcome, videos), ref_outcome, weights=weights)
+            nd = 2 if scale == 100 else 4
+            out.update({f"{primary}_diff_vs_ref": round(d.diff, nd), f"{primary}_diff_ci_low": round(d.low, nd),
+                        f"{primary}_diff_ci_high": round(d.high, nd), f"{primary}_diff_p": round(d.p_value, 4),
                         f"{primary}_diff_significant": d.significant()})  # fmt: skip
         twin = outcome_matrix(per_seed, "twin_hit", videos)
         has_twin = (twin >= 0).all(0)
@@ -218,6 +237,10 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     agreement = kendall_tau([r[primary] for r in result.rows], [r.get(f"paper_{primary}") for r in result.rows])
     result.summary = {"reference": ref.name, "primary": primary, "kendall_tau": agreement, "seeds": seeds,
                       "videos": len(videos), "latency": latency}  # fmt: skip
+    if with_emd:
+        # The paper's reading of Table 5: lower EMD (more mutual information between frames) goes with higher accuracy.
+        result.summary["emd_vs_top1"] = kendall_tau([r["emd"] for r in result.rows], [r["top1"] for r in result.rows])
+        result.summary["emd_options"] = ref_metrics[0]["emd_options"]
     return result
 
 
@@ -272,11 +295,16 @@ def _mean_pm(r: dict, metric: str, nd: int = 2) -> str:
     return f"{r[metric]:.{nd}f}" if low is None else f"{r[metric]:.{nd}f} ± {(high - low) / 2:.{nd}f}"
 
 
+def _digits(metric: str) -> int:
+    return 2 if metric in PERCENT_METRICS else 3
+
+
 def _diff_cell(r: dict, primary: str) -> str:
     if r[f"{primary}_diff_vs_ref"] is None:
         return "(reference)"
-    text = (f"{r[f'{primary}_diff_vs_ref']:+.2f} [{r[f'{primary}_diff_ci_low']:+.2f}, "
-            f"{r[f'{primary}_diff_ci_high']:+.2f}]")
+    nd = _digits(primary)
+    text = (f"{r[f'{primary}_diff_vs_ref']:+.{nd}f} [{r[f'{primary}_diff_ci_low']:+.{nd}f}, "
+            f"{r[f'{primary}_diff_ci_high']:+.{nd}f}]")
     return f"**{text}**" if r[f"{primary}_diff_significant"] else text
 
 
@@ -313,7 +341,7 @@ def _metric_cells(table: Table, paper_cfg: dict) -> list[tuple[str, callable]]:
         elif col == "gflops_run_config":
             cells.append(("GFLOPs (this run)", lambda r: _fmt(r["gflops_run_config"])))
         elif col in METRICS:
-            cells.append((LABELS[col], lambda r, c=col: _mean_pm(r, c)))
+            cells.append((LABELS[col], lambda r, c=col: _mean_pm(r, c, _digits(c))))
         else:
             raise ValueError(f"{table.path}: columns: unknown column {col!r}; expected metrics of {METRICS} or "
                              "gflops_paper_config / gflops_run_config")
@@ -324,7 +352,7 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
     table, rows, summary = result.table, result.rows, result.summary
     primary, seeds, ref = summary["primary"], summary["seeds"], summary["reference"]
     what = LABELS[primary]
-    cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary)),
+    cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary, _digits(primary))),
              (f"Δ {what.split(' =')[0]} vs {ref} [95% CI]", lambda r: _diff_cell(r, primary)),
              ("p", lambda r: _p(r[f"{primary}_diff_p"]))]  # fmt: skip
     cells += [c for c in _metric_cells(table, table.paper_config) if c[0] != what]
@@ -335,9 +363,10 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
     ref_row = next(r for r in rows if r[f"{primary}_diff_vs_ref"] is None)
     for key in paper_keys(table):
         cells.append((f"Paper {LABELS.get(key, key)}", lambda r, k=key: _fmt(r[f"paper_{k}"])))
-        if key == "latency_ms" and ref_row.get("paper_latency_ms"):
-            cells.append((f"Paper latency x {ref}", lambda r: _fmt(
-                None if r["paper_latency_ms"] is None else round(r["paper_latency_ms"] / ref_row["paper_latency_ms"], 3))))
+        base = ref_row.get("paper_latency_ms")
+        if key == "latency_ms" and base:
+            cells.append((f"Paper latency x {ref}", lambda r, base=base: _fmt(
+                None if r["paper_latency_ms"] is None else round(r["paper_latency_ms"] / base, 3))))
     shown = table.columns or DEFAULT_COLUMNS
     spread = (f"mean ± half-width of the 95% Student-t interval over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
               if len(seeds) > 1 else f"one seed ({seeds[0]}): no interval across seeds")
@@ -358,9 +387,11 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
         lines.append("| " + " | ".join(f(r) for _, f in cells) + " |")
     lines += ["", f"FLOPs: {FLOPS_CONVENTION}.", ""]
     notes = [tau_sentence(summary)]
+    if "emd_vs_top1" in summary:
+        notes.append(emd_sentence(summary))
     if latency is not None:
         notes.append(latency_sentence(latency, ref))
-    notes += result.notes
+    notes += result.notes + table.notes
     lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     path.write_text("\n".join(lines))
 
@@ -370,6 +401,16 @@ ORDER_SENTENCE = (
     "against chance; *Reversal Δlogit*: on 64 validation clips, the mean |logit change| when the clip is played "
     "backwards, relative to the logits' spread (0 = blind to frame order)."
 )
+
+
+def emd_sentence(summary: dict) -> str:
+    k, o = summary["emd_vs_top1"], summary["emd_options"]
+    corr = ("not defined (fewer than 3 rows, or ties)" if k.tau is None
+            else f"{k.tau:+.2f} (p = {_p(k.p_value)}; the paper's reading, lower EMD with higher accuracy, is -1)")
+    return (f"EMD (our choices, the paper states none): per video, the mean exact W1 distance (POT `ot.emd2`, "
+            f"float64, uniform weights, {o['metric']} ground metric) between adjacent frames' patch tokens after the "
+            f"last block{', each L2-normalised' if o['normalize'] else ''}, on the first evaluation view; then the "
+            f"mean over videos. Kendall's tau between our EMD and our Top-1 across rows: {corr}.")
 
 
 def latency_sentence(latency: dict, ref: str) -> str:

@@ -215,3 +215,18 @@ def test_ila_probe_reports_the_temporal_path(tiny_dataset, tmp_path):
     assert "8 clips" in res.stdout and "block 3" in lines
     dropped = float(lines["mean |logit change|, MI tokens left out"].split()[-1])
     assert dropped > 0  # leaving the tokens out changes the output: the probe really removed them
+
+
+def test_emd_of_a_trained_run_is_per_video_on_the_evaluated_videos(trained):
+    """Table 5's measurement of a run: one value per validation video, keyed like the evaluation's outcomes so the
+    table can pair rows video by video."""
+    from ila.emd import EMDOptions, measure_run
+
+    cfg, metrics, out = trained
+    res = measure_run(cfg)
+    pv = json.loads((out / "metrics.json").read_text())["per_video"]
+    assert res["per_video"]["video"] == pv["video"] and res["num_videos"] == metrics["num_videos"]
+    assert res["emd"] == pytest.approx(sum(res["per_video"]["emd"]) / res["num_videos"]) and res["emd"] > 0
+    assert res["options"] == {"normalize": True, "metric": "euclidean", "num_itermax": 1_000_000}
+    raw = measure_run(cfg, options=EMDOptions(normalize=False))
+    assert raw["emd"] != res["emd"]

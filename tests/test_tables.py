@@ -129,3 +129,31 @@ def test_bad_table_files_fail_naming_the_key(tmp_path):
     bad.write_text("table: x\ntitle: X\nprimary: top7\nrows:\n  - {id: a, name: A, model: {variant: ila}}\n")
     with pytest.raises(ValueError, match="primary 'top7' is not one of"):
         collect(load_table(bad), tmp_path, "p", "d", [0])
+
+
+def test_emd_table_reads_each_runs_emd_and_pairs_videos(runs):
+    """Table 5: the EMD of every (row, seed) from its emd.json, compared per video; and its rank against top-1."""
+    root, made = runs
+    (root / "ablations" / "te.yaml").write_text(
+        "table: te\ntitle: EMD\nreference: a\nprimary: emd\ncolumns: [top1]\nrows:\n"
+        "  - {id: a, from: src, paper: {emd: 0.56}}\n  - {id: b, from: src, paper: {emd: 0.13}}\n")
+    rng = np.random.default_rng(5)
+    emd = {}
+    for row, level in (("a", 0.5), ("b", 0.3)):
+        for seed in (0, 1):
+            values = (level + 0.05 * rng.random(400)).tolist()
+            emd[(row, seed)] = values
+            (root / "results" / "src" / row / f"seed{seed}" / "emd.json").write_text(json.dumps({
+                "emd": float(np.mean(values)), "options": {"normalize": True, "metric": "euclidean"},
+                "per_video": {"video": made[(row, seed)]["per_video"]["video"], "emd": values}}))
+    res = collect(load_table(root / "ablations" / "te.yaml"), root / "results" / "te", "test", "x", [0, 1])
+    b = next(r for r in res.rows if r["id"] == "b")
+    expected = np.mean([np.subtract(emd[("b", s)], emd[("a", s)]) for s in (0, 1)])
+    assert b["emd_diff_vs_ref"] == pytest.approx(expected, abs=1e-4) and b["emd_diff_significant"]
+    assert b["emd"] == pytest.approx(np.mean([np.mean(emd[("b", s)]) for s in (0, 1)]), abs=1e-4)
+    write_markdown(res, root / "te.md", "test", "x")
+    md = (root / "te.md").read_text()
+    assert "Kendall's tau between our EMD and our Top-1 across rows" in md and "euclidean ground metric" in md
+    (root / "results" / "src" / "a" / "seed1" / "emd.json").unlink()
+    with pytest.raises(FileNotFoundError, match="run `ila emd` first"):
+        collect(load_table(root / "ablations" / "te.yaml"), root / "results" / "te", "test", "x", [0, 1])

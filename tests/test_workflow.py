@@ -161,3 +161,10 @@ def _smoke_tables_sharing_table4(tmp_path, client):
     assert sorted(r.info.run_name for r in shared) == ["ila-seed0", "ila-seed1"]
     [table_run] = client.search_runs([t9_exp], "tags.`ila.kind` = 'table'")
     assert table_run.data.tags["run.ila-seed0"] == next(r.info.run_id for r in shared if r.info.run_name == "ila-seed0")
+    # `ila compare table9` compares all six, across the two experiments.
+    from ila.engine.tracking import row_runs, ui_urls
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert sorted(r.info.run_name for r in row_runs("table9", uri)) == sorted(
+        f"{row}-seed{s}" for row in ("mi_add", "mi_concat_all", "ila") for s in (0, 1))
+    assert f'"{t4_exp}"' in ui_urls("table9", uri)["compare"]

@@ -122,7 +122,7 @@ def per_video_outcomes(outcomes: list[tuple[int, int, int, int]], dataset: Video
     outcomes = sorted(outcomes)
     root = resolve_root(dataset.cfg.root)
     return {
-        "video": [str(_relative(dataset.records[i].path, root)) for i, *_ in outcomes],
+        "video": [str(relative_path(dataset.records[i].path, root)) for i, *_ in outcomes],
         "label": [dataset.records[i].label for i, *_ in outcomes],
         "pred": [p for _, p, _, _ in outcomes],
         "top5_hit": [h for _, _, h, _ in outcomes],
@@ -130,7 +130,7 @@ def per_video_outcomes(outcomes: list[tuple[int, int, int, int]], dataset: Video
     }
 
 
-def _relative(path: Path, root: Path) -> Path:
+def relative_path(path: Path, root: Path) -> Path:
     try:
         return Path(path).resolve().relative_to(root.resolve())
     except ValueError:

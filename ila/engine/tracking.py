@@ -211,14 +211,20 @@ def log_table(experiment: str, files: list[str | Path], tags: dict[str, str], ur
 
 
 def row_runs(experiment: str, uri: str | None = None) -> list:
-    """The finished row runs of a table's experiment (not the table-level run), oldest first."""
+    """The finished row runs a table reads, oldest first: its experiment's own (not the table-level run) and the
+    runs of rows it shares from other tables (tagged ``ila.shared_in.<experiment>`` when the table was written)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri or tracking_uri())
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
+    order = ["attributes.start_time ASC"]
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", order_by=order)
+    others = [e.experiment_id for e in client.search_experiments() if e.experiment_id != exp.experiment_id]
+    if others:
+        shared = f"attributes.status = 'FINISHED' and tags.`ila.shared_in.{experiment}` = 'true'"
+        runs += client.search_runs(others, shared, order_by=order)
     return [r for r in runs if r.data.tags.get("ila.kind") != "table"]
 
 
@@ -232,8 +238,11 @@ def ui_urls(experiment: str, uri: str | None = None, base: str = "http://127.0.0
     if exp is None:
         raise LookupError(f"no MLflow experiment {experiment!r} at {uri or tracking_uri()}")
     base = base.rstrip("/")
-    runs = json.dumps([r.info.run_id for r in row_runs(experiment, uri)], separators=(",", ":"))
+    found = row_runs(experiment, uri)
+    runs = json.dumps([r.info.run_id for r in found], separators=(",", ":"))
+    # A table that shares rows compares runs of several experiments: the page needs every one of them.
+    exps = json.dumps(sorted({exp.experiment_id, *(r.info.experiment_id for r in found)}), separators=(",", ":"))
     return {
         "runs": f"{base}/#/experiments/{exp.experiment_id}/runs?{UI_QUERY}&viewStateShareKey={VIEW_KEY}",
-        "compare": f"{base}/#/compare-runs?runs={runs}&experiments=[\"{exp.experiment_id}\"]&{UI_QUERY}",
+        "compare": f"{base}/#/compare-runs?runs={runs}&experiments={exps}&{UI_QUERY}",
     }

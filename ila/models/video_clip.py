@@ -40,6 +40,10 @@ class VideoViT(nn.Module):
         bad = [i for i in chosen if not 0 <= i < len(resblocks)]
         if bad:
             raise ValueError(f"model.blocks: {bad} outside 0..{len(resblocks) - 1} for this backbone")
+        # Blocks whose output tokens the next forward keeps in `kept` (block index -> [B*T, 1+HW, W]): for figures
+        # that look inside the model (feature heatmaps); empty, nothing is kept.
+        self.keep_blocks: set[int] = set()
+        self.kept: dict[int, torch.Tensor] = {}
         # As TimeSformer: zero at the start (the image model's features), added to the patch tokens only.
         self.time_embed = nn.Parameter(torch.zeros(num_frames, width)) if time_embed else None
         self.operators = nn.ModuleDict()
@@ -77,6 +81,8 @@ class VideoViT(nn.Module):
             # Extra tokens take part in the spatial attention only: dropped before the MLP (Eq. 3b-4).
             x = (h + blk.ls_1(self_attention(blk.attn, blk.ln_1(h))))[:, :n]
             x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+            if i in self.keep_blocks:
+                self.kept[i] = x.detach()
         n = x.shape[1]
         pooled, _ = self.visual._pool(x)
         if self.visual.proj is not None:

@@ -108,6 +108,12 @@ def run_outputs(table, name):
     ]
 
 
+def table_inputs(table):
+    """What a table reads per (row, seed): the evaluation's metrics, and the EMD for a table about it (Table 5)."""
+    names = ["metrics.json"] + (["emd.json"] if table_spec(table).primary == "emd" else [])
+    return [path for name in names for path in run_outputs(table, name)]
+
+
 def latency_input(table):
     """The latency measurement a table with a latency column reads (none for the others)."""
     return f"results/latency/{table}.json" if table_spec(table).latency else []
@@ -130,3 +136,28 @@ def cost_at(table):
     # The paper's head too: a profile may train another (the embedded default's linear head), but the paper's
     # GFLOPs column counts each row as the paper built it.
     return f"{paper.get('backbone', 'ViT-B-32')}:{paper.get('num_frames', 8)}:{paper.get('head', 'text')}"
+
+
+# Figures (rules/figures.smk).
+FIGURES = str(Path(workflow.basedir) / "analysis" / "make_figures.py")
+
+
+def figure_run(row, name="run.yaml"):
+    """Figures 5-7 look inside Table 4's trained runs, the profile's first seed."""
+    return f"results/table4/{row}/seed{config['seeds'][0]}/{name}"
+
+
+HEATMAP_ROWS = {"Divided ST": "divided_st", "ATA": "ata", "ILA": "ila"}
+
+
+def all_figures():
+    tables = list(dict.fromkeys([*config["tables"], "table5"]))
+    owned = [t for t in tables if any(not r.run_table for r in table_spec(t).available_rows())]
+    return [
+        *[f"results/figures/{t}.png" for t in tables],
+        "results/figures/figure1.png",
+        *[f"results/figures/figure5_{row}.png" for row in ("ila", "ila_released")],
+        "results/figures/figure6.png",
+        "results/figures/figure7.png",
+        *[f"results/figures/curves_{t}.png" for t in owned],
+    ]

@@ -20,3 +20,22 @@ rule evaluate_row:
         CONDA_ENV
     shell:
         "ila evaluate {input.cfg} train.threads={threads} --cost-at {params.cost_at} > {log} 2>&1"
+
+
+# Table 5: the adjacent-frame EMD of a (row, seed) on the validation split, one job each, so rows run in parallel.
+rule emd_row:
+    input:
+        unpack(lambda wc: dataset_files()),
+        cfg="results/{table}/{row}/seed{seed}/run.yaml",
+        trained="results/{table}/{row}/seed{seed}/train.done",
+    output:
+        "results/{table}/{row}/seed{seed}/emd.json",
+    log:
+        "results/logs/{table}/{row}/seed{seed}.emd.log",
+    benchmark:
+        "results/benchmarks/{table}/{row}/seed{seed}.emd.tsv"
+    threads: config["train_threads"]
+    conda:
+        CONDA_ENV
+    shell:
+        "ila emd {input.cfg} --threads {threads} > {log} 2>&1"

@@ -4,10 +4,10 @@
 rule table:
     input:
         spec=str(ABLATIONS / "{table}.yaml"),
-        metrics=lambda wc: run_outputs(wc.table, "metrics.json"),
+        runs=lambda wc: table_inputs(wc.table),
         latency=lambda wc: latency_input(wc.table),
     output:
-        csv="results/{table}.csv",
+        csv=report("results/{table}.csv", caption="../report/table.rst", category="Tables", subcategory="{table}"),
         md="results/{table}.md",
     log:
         "results/logs/tables/{table}.log",

@@ -1,0 +1,107 @@
+# Figures (PNG + PDF under results/figures/), drawn by analysis/make_figures.py (functions in ila.figures) from the
+# tables and the trained runs. The PNGs are marked for `snakemake --report results/report.html`.
+
+rule figure_table:
+    input:
+        "results/{table}.csv",
+    output:
+        png=report("results/figures/{table}.png", caption="../report/table_plot.rst", category="Tables as plots",
+                   subcategory="{table}"),
+        pdf="results/figures/{table}.pdf",
+    log:
+        "results/logs/figures/{table}.log",
+    params:
+        script=FIGURES,
+        measure=lambda wc: table_spec(wc.table).primary or "top1",
+        title=lambda wc: table_spec(wc.table).title,
+    wildcard_constraints:
+        table="table[0-9]+|diagnostics",
+    conda:
+        CONDA_ENV
+    shell:
+        "python {params.script} table --csv {input} --measure {params.measure} --title {params.title:q} "
+        "--out results/figures/{wildcards.table} > {log} 2>&1"
+
+
+rule figure1:
+    input:
+        "results/table4.csv",
+    output:
+        png=report("results/figures/figure1.png", caption="../report/figure1.rst", category="Figures"),
+        pdf="results/figures/figure1.pdf",
+    log:
+        "results/logs/figures/figure1.log",
+    params:
+        script=FIGURES,
+    conda:
+        CONDA_ENV
+    shell:
+        "python {params.script} figure1 --csv {input} --out results/figures/figure1 > {log} 2>&1"
+
+
+rule figure5:
+    input:
+        cfg=lambda wc: figure_run(wc.row),
+        trained=lambda wc: figure_run(wc.row, "train.done"),
+    output:
+        png=report("results/figures/figure5_{row}.png", caption="../report/figure5.rst", category="Figures"),
+        pdf="results/figures/figure5_{row}.pdf",
+    log:
+        "results/logs/figures/figure5_{row}.log",
+    wildcard_constraints:
+        row="ila|ila_released",
+    params:
+        script=FIGURES,
+    conda:
+        CONDA_ENV
+    shell:
+        "python {params.script} figure5 --run $(dirname {input.cfg}) --out results/figures/figure5_{wildcards.row} "
+        "> {log} 2>&1"
+
+
+rule heatmaps:
+    input:
+        [figure_run(row, "train.done") for row in HEATMAP_ROWS.values()],
+    output:
+        png=report("results/figures/figure{n}.png", caption="../report/heatmaps.rst", category="Figures"),
+        pdf="results/figures/figure{n}.pdf",
+    log:
+        "results/logs/figures/figure{n}.log",
+    params:
+        script=FIGURES,
+        runs=" ".join(f"--run '{name}={Path(figure_run(row)).parent}'" for name, row in HEATMAP_ROWS.items()),
+        depth=lambda wc: "middle" if wc.n == "6" else "last",
+    wildcard_constraints:
+        n="6|7",
+    conda:
+        CONDA_ENV
+    shell:
+        "python {params.script} heatmaps {params.runs} --depth {params.depth} --out results/figures/figure{wildcards.n} "
+        "> {log} 2>&1"
+
+
+rule training_curves:
+    input:
+        spec=str(ABLATIONS / "{table}.yaml"),
+        runs=lambda wc: run_outputs(wc.table, "metrics.json"),
+    output:
+        png=report("results/figures/curves_{table}.png", caption="../report/curves.rst", category="Training curves",
+                   subcategory="{table}"),
+        pdf="results/figures/curves_{table}.pdf",
+    log:
+        "results/logs/figures/curves_{table}.log",
+    params:
+        script=FIGURES,
+        seeds=" ".join(str(s) for s in config["seeds"]),
+        uri=f"--mlflow-uri {config['mlflow_uri']}" if config.get("mlflow_uri") else "",
+    conda:
+        CONDA_ENV
+    shell:
+        "python {params.script} curves --table {input.spec} --runs results/{wildcards.table} --seeds {params.seeds} "
+        "{params.uri} --out results/figures/curves_{wildcards.table} > {log} 2>&1"
+
+
+# Every figure: `snakemake --cores all figures`.
+rule figures:
+    input:
+        all_figures(),
