@@ -2,6 +2,7 @@
 #
 #   snakemake --cores all results/table4.csv                                     # embedded default (CPU)
 #   snakemake --cores all tables                                                 # every table of `tables`
+#   snakemake --cores all && snakemake --report results/report.html              # tables, figures, one page
 #   snakemake --cores all --configfile workflow/config/paper-k400.yaml results/table4.csv
 #   snakemake --profile workflow/profiles/slurm --configfile workflow/config/paper-k400.yaml
 #
@@ -33,13 +34,15 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
+# Everything: every table of `tables` and every figure (`snakemake --cores all`), what the report shows.
 rule all:
     input:
         expand("results/{table}.{ext}", table=config["tables"], ext=["csv", "md"]),
+        all_figures(),
     default_target: True
 
 
-# The same, by name: `snakemake --cores all tables`.
+# The tables only: `snakemake --cores all tables`.
 rule tables:
     input:
-        rules.all.input,
+        expand("results/{table}.{ext}", table=config["tables"], ext=["csv", "md"]),

@@ -119,9 +119,10 @@ def figure1(table4_csv: str | Path, out: str | Path, paper_table1: str | Path = 
         right.annotate(r["row"], (g, t), fontsize=6, xytext=(3, 2), textcoords="offset points")
     right.set_xscale("log")
     right.set_xlabel("GFLOPs per view at the paper's config (ViT-B/32, 8 frames; counted by the suite)")
-    right.set_ylabel("embedded benchmark top-1 (%), mean and 95% CI over seeds")
+    right.set_ylabel("embedded top-1 (%), mean and 95% CI")
     right.set_title("Ours (Table 4 rows, embedded default)", fontsize=9)
     right.grid(alpha=0.3)
+    fig.subplots_adjust(wspace=0.28)
     return save(fig, out)
 
 
