@@ -12,6 +12,9 @@ from ila.config import ConfigError, resolve_run_config
 ABLATIONS = Path(workflow.basedir) / "ablations"
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 CONDA_ENV = "../envs/ila.yaml"
+# "Every core" for a rule's threads: Snakemake caps a job's threads at --cores and passes the capped value. Not
+# workflow.cores, which only exists when --cores is given (`snakemake --report` has none).
+ALL_CORES = 1024
 
 
 def validate_config():

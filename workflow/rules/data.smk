@@ -9,7 +9,7 @@ rule synth_dataset:
         labels="data/synth-{preset}/labels.csv",
     log:
         "results/logs/data/synth-{preset}.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         CONDA_ENV
     shell:

@@ -12,7 +12,7 @@ rule pretrain_mini_clip:
         steps=config["pretrain"]["steps"],
         batch_size=config["pretrain"]["batch_size"],
         pool_size=config["pretrain"]["pool_size"],
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         CONDA_ENV
     shell:

@@ -39,7 +39,7 @@ rule latency:
         config=config["latency"]["config"],
         batch=config["latency"]["batch"],
         reps=config["latency"]["reps"],
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         CONDA_ENV
     shell:
