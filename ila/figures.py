@@ -129,6 +129,18 @@ def figure1(table4_csv: str | Path, out: str | Path, paper_table1: str | Path = 
 # --------------------------------------------------------------------------- Figure 5
 
 
+def _frame_cell(ax, image: np.ndarray, row_label: str, row: int, frame: int):
+    """One frame of a frames-in-a-row figure: the image, the row's label on the first frame, titles on the top row."""
+    ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if frame == 0:
+        ax.set_ylabel(row_label, fontsize=7)
+    if row == 0:
+        ax.set_title(f"frame {frame}", fontsize=7)
+    return ax
+
+
 def point_box(point: tuple[float, float], grid: tuple[int, int], patch: int,
               flat: float = MASK_FLAT) -> tuple[float, float, float, float]:
     """The full-weight region of an interactive point's mask as a pixel box ``(x0, y0, x1, y1)``.
@@ -181,10 +193,7 @@ def figure5(model, clips: torch.Tensor, frames_rgb: np.ndarray, blocks: list[int
     for r, (c, blk) in enumerate(rows):
         pts = points[blk][c].cpu().numpy()  # [T-1, 4]
         for f in range(t):
-            ax = axes[r, f]
-            ax.imshow(frames_rgb[c, f], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax = _frame_cell(axes[r, f], frames_rgb[c, f], f"clip {c}\nblock {blk}", r, f)
             marks = []
             if f < t - 1:
                 marks.append((pts[f, :2], "-"))
@@ -194,10 +203,6 @@ def figure5(model, clips: torch.Tensor, frames_rgb: np.ndarray, blocks: list[int
                 x0, y0, x1, y1 = point_box((float(x), float(y)), grid, patch)
                 ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, lw=1.2,
                                        ls=style, ec="yellow" if style == "-" else "cyan"))
-            if f == 0:
-                ax.set_ylabel(f"clip {c}\nblock {blk}", fontsize=7)
-            if r == 0:
-                ax.set_title(f"frame {f}", fontsize=7)
     fig.suptitle(title, fontsize=9)
     return save(fig, out)
 
@@ -232,16 +237,9 @@ def heatmap_figure(models: dict[str, Any], video: torch.Tensor, frames_rgb: np.n
     for r, (name, model) in enumerate(models.items()):
         maps = token_norm_maps(model, video, block_of[name], grid)
         for f in range(t):
-            ax = axes[r, f]
-            ax.imshow(frames_rgb[f], interpolation="nearest")
+            ax = _frame_cell(axes[r, f], frames_rgb[f], f"{name}\nblock {block_of[name]}", r, f)
             ax.imshow(maps[f], cmap="inferno", alpha=0.55, extent=(-0.5, size[1] - 0.5, size[0] - 0.5, -0.5),
                       vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if f == 0:
-                ax.set_ylabel(f"{name}\nblock {block_of[name]}", fontsize=7)
-            if r == 0:
-                ax.set_title(f"frame {f}", fontsize=7)
     fig.suptitle(title, fontsize=9)
     return save(fig, out)
 
