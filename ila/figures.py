@@ -55,7 +55,8 @@ def _num(v: str | None) -> float | None:
 
 def table_plot(csv_path: str | Path, out: str | Path, measure: str = "top1", title: str | None = None) -> list[Path]:
     """One table as a plot: our mean per row with its 95% interval over seeds, the paper's value as a marker on a
-    second axis (the paper's scale is Kinetics-400's, ours the embedded benchmark's: compare orders, not levels)."""
+    second axis (the paper's scale is its dataset's, Kinetics-400 or Table 13's benchmark [72], ours the profile's:
+    compare orders, not levels)."""
     rows = read_csv(csv_path)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
@@ -71,7 +72,7 @@ def table_plot(csv_path: str | Path, out: str | Path, measure: str = "top1", tit
     if any(p is not None for p in paper):
         twin = ax.twiny()
         pts = [(p, yy) for p, yy in zip(paper, y) if p is not None]
-        twin.plot([p for p, _ in pts], [yy for _, yy in pts], "D", color="C3", label="paper (K400)")
+        twin.plot([p for p, _ in pts], [yy for _, yy in pts], "D", color="C3", label="the paper's value")
         twin.set_xlabel(f"paper: {measure}", color="C3")
         twin.tick_params(axis="x", colors="C3")
         fig.legend(loc="lower right", fontsize=7)
