@@ -34,15 +34,15 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
-# Everything: every table of `tables` and every figure (`snakemake --cores all`), what the report shows.
-rule all:
-    input:
-        expand("results/{table}.{ext}", table=config["tables"], ext=["csv", "md"]),
-        all_figures(),
-    default_target: True
-
-
 # The tables only: `snakemake --cores all tables`.
 rule tables:
     input:
         expand("results/{table}.{ext}", table=config["tables"], ext=["csv", "md"]),
+
+
+# Everything: every table of `tables` and every figure (`snakemake --cores all`), what the report shows.
+rule all:
+    input:
+        rules.tables.input,
+        all_figures(),
+    default_target: True

@@ -159,13 +159,14 @@ def _run_emd(args: argparse.Namespace) -> int:
 
     from ila import emd
     from ila.engine.distributed import job_threads
-    from ila.engine.train import run_dir_of
+    from ila.engine.evaluate import write_json
+    from ila.engine.runs import run_dir_of
 
     torch.set_num_threads(job_threads(args.threads))
     cfg = _load(args)
     options = emd.EMDOptions(args.normalize, args.metric, args.num_itermax or emd.NUM_ITERMAX)
     result = emd.measure_run(cfg, args.checkpoint, options)
-    out = emd.write(result, args.out or run_dir_of(cfg) / "emd.json")
+    out = write_json(result, args.out or run_dir_of(cfg) / "emd.json")
     print(f"emd={result['emd']:.4f} videos={result['num_videos']} -> {out}")
     return 0
 

@@ -19,8 +19,6 @@ POT only warns when ``numItermax`` stops the solver before optimality and return
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -29,8 +27,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-
-log = logging.getLogger(__name__)
 
 NUM_ITERMAX = 1_000_000
 
@@ -84,13 +80,12 @@ def adjacent_frame_emd(clouds: np.ndarray, options: EMDOptions) -> float:
                           for t in range(clouds.shape[0] - 1)]))
 
 
-def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions | None = None,
-                limit: int | None = None) -> dict[str, Any]:
+def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions | None = None) -> dict[str, Any]:
     """Adjacent-frame EMD of a trained run on its validation split: per video and the mean."""
     from tqdm import tqdm
 
-    from ila.data.dataset import build_dataloader, iterate_batches, resolve_root
-    from ila.engine.evaluate import relative_path
+    from ila.data.dataset import build_dataloader, iterate_batches
+    from ila.engine.evaluate import video_keys
     from ila.engine.runs import load_trained
 
     options = options or EMDOptions()
@@ -105,11 +100,8 @@ def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions |
         for index, per_video in zip(batch["index"].tolist(), tokens):
             videos.append(index)
             values.append(adjacent_frame_emd(frame_clouds(per_video, options), options))
-        if limit is not None and len(values) >= limit:
-            break
     seconds = time.perf_counter() - start
     order = np.argsort(videos)
-    base = resolve_root(cfg.data.root)
     return {
         "emd": float(np.mean(values)),
         "options": asdict(options),
@@ -117,15 +109,5 @@ def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions |
         # Decoding, the forward pass and the EMDs, per video, with torch's threads: for estimating larger splits.
         "seconds_per_video": seconds / max(len(values), 1),
         "threads": torch.get_num_threads(),
-        "per_video": {"video": [str(relative_path(val.records[videos[i]].path, base)) for i in order],
-                      "emd": [values[i] for i in order]},
+        "per_video": {"video": video_keys(val, [videos[i] for i in order]), "emd": [values[i] for i in order]},
     }
-
-
-def write(result: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
-    return path

@@ -8,7 +8,6 @@ which choices are ours is in its docstring and in the caption the workflow's rep
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +274,3 @@ def training_curves(runs: dict[str, list[Path]], out: str | Path, uri: str | Non
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6, ncol=2)
     return save(fig, out)
-
-
-def load_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())

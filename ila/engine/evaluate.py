@@ -120,14 +120,20 @@ class ReversalProbe:
 def per_video_outcomes(outcomes: list[tuple[int, int, int, int]], dataset: VideoDataset) -> dict[str, list]:
     """Column lists in list order, keyed by the video's path relative to the dataset root (stable across runs)."""
     outcomes = sorted(outcomes)
-    root = resolve_root(dataset.cfg.root)
     return {
-        "video": [str(relative_path(dataset.records[i].path, root)) for i, *_ in outcomes],
+        "video": video_keys(dataset, [i for i, *_ in outcomes]),
         "label": [dataset.records[i].label for i, *_ in outcomes],
         "pred": [p for _, p, _, _ in outcomes],
         "top5_hit": [h for _, _, h, _ in outcomes],
         "twin_hit": [t for *_, t in outcomes],
     }
+
+
+def video_keys(dataset: VideoDataset, indices: list[int]) -> list[str]:
+    """The videos at ``indices`` of the dataset's list, as paths relative to its root: what every per-video result
+    (evaluation outcomes, EMD) is keyed by, so tables pair rows video by video."""
+    root = resolve_root(dataset.cfg.root)
+    return [str(relative_path(dataset.records[i].path, root)) for i in indices]
 
 
 def relative_path(path: Path, root: Path) -> Path:
@@ -186,14 +192,20 @@ def summarise(confusion, top5, twin_hits, twin_total, classes, skipped, num_list
 
 
 def write_metrics(metrics: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(path)
+    path = write_json(metrics, run_dir / "metrics.json")
     png = run_dir / "confusion_matrix.png"
     plot_confusion(metrics, png)
     return path, png
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Written whole or not at all (a temporary file, then a rename): an interrupted job leaves no half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def plot_confusion(metrics: dict[str, Any], path: Path) -> None:

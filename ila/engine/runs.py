@@ -1,5 +1,5 @@
-"""A trained run brought back for analysis (EMD, figures): its model with the final weights, on the CPU, in eval mode,
-and its validation split."""
+"""A run on disk: where its directory is, and its trained model brought back (evaluation, EMD, figures) with the
+final weights, in eval mode, beside its validation split."""
 
 from __future__ import annotations
 
@@ -10,21 +10,29 @@ import torch
 
 from ila.config import RunConfig
 from ila.data.transforms import CLIP_MEAN, CLIP_STD
+from ila.paths import project_root
 
 
-def load_trained(cfg: RunConfig, checkpoint: str | Path | None = None):
-    """``(model, val_dataset)`` of a run; fails naming the checkpoint when the run has not been trained."""
+def run_dir_of(cfg: RunConfig) -> Path:
+    p = Path(cfg.output_dir)
+    return p if p.is_absolute() else project_root() / p
+
+
+def load_trained(cfg: RunConfig, checkpoint: str | Path | None = None, device: torch.device | str = "cpu"):
+    """``(model, val_dataset)`` of a run on ``device``; fails naming the checkpoint when the run has not been
+    trained."""
     from ila.data.dataset import VideoDataset
     from ila.engine import checkpoint as ckpt
-    from ila.engine.train import run_dir_of
     from ila.models import create_model
 
     path = Path(checkpoint) if checkpoint else run_dir_of(cfg) / "checkpoints" / "last.pt"
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} not found: train the run first (ila train) or pass --checkpoint")
+    device = torch.device(device)
     val = VideoDataset(cfg.data, "val", seed=cfg.seed)
-    model = create_model(cfg.model, val.class_names)
-    model.load_state_dict(ckpt.load(path, torch.device("cpu"), what_to_do="train the run again")["model"])
+    model = create_model(cfg.model, val.class_names).to(device)
+    model.load_state_dict(ckpt.load(path, device, what_to_do="train the run again: ila train CONFIG --no-resume, "
+                                    "or pass another --checkpoint")["model"])
     return model.eval(), val
 
 

@@ -34,21 +34,16 @@ from ila.data.transforms import apply_photometric_batch
 from ila.engine import checkpoint as ckpt
 from ila.engine.distributed import DistInfo, job_threads, setup, teardown
 from ila.engine.evaluate import metrics_for_mlflow, run_evaluation, write_metrics
+from ila.engine.runs import load_trained, run_dir_of
 from ila.engine.tracking import Tracker
 from ila.models import create_model
 from ila.models.video_clip import VideoCLIP
-from ila.paths import project_root
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def run_dir_of(cfg: RunConfig) -> Path:
-    p = Path(cfg.output_dir)
-    return p if p.is_absolute() else project_root() / p
 
 
 def _attach_log_file(run_dir: Path, name: str, info: DistInfo) -> logging.Handler | None:
@@ -316,13 +311,7 @@ def evaluate(
     tracker = Tracker(cfg.tracking, run_dir, active=info.is_main and (run_dir / "mlflow_run_id").exists())
     try:
         _configure_speed(cfg, info)
-        path = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint {path} not found: train the run first (ila train) or pass --checkpoint")
-        val = VideoDataset(cfg.data, "val", seed=cfg.seed)
-        model = create_model(cfg.model, val.class_names).to(info.device)
-        model.load_state_dict(ckpt.load(path, info.device, what_to_do="train the run again: ila train CONFIG "
-                                        "--no-resume, or pass another --checkpoint")["model"])
+        model, _ = load_trained(cfg, checkpoint, info.device)
         metrics = run_evaluation(model, cfg, info, _autocast_dtype(cfg, info))
         summary = run_dir / "train_summary.json"
         if summary.exists():
