@@ -211,10 +211,16 @@ def _run_tracking_init(args: argparse.Namespace) -> int:
 
 
 def _add_fetch_weights(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fetch-weights", help="download CLIP weights once into a local checkpoint file")
-    p.add_argument("--backbone", required=True)
+    p = sub.add_parser("fetch-weights", help="download CLIP weights once into a local checkpoint file",
+                       description="Download a backbone's pretrained weights (resumably; OpenAI's checked against the "
+                       "sha256 in their URL), check they load, and store them as a state dict that training jobs "
+                       "load offline. Paper backbones: ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336 (tag openai; "
+                       "add -quickgelu to the name, as OpenAI's weights were trained with QuickGELU).")
+    p.add_argument("--backbone", required=True, help="open_clip model name, e.g. ViT-B-32-quickgelu")
     p.add_argument("--tag", default="openai", help="open_clip pretrained tag")
-    p.add_argument("--url", help="fetch this URL instead of resolving the tag through open_clip")
+    p.add_argument("--url", help="fetch this URL (a mirror) instead of the tag's own")
+    p.add_argument("--sha256", help="expected sha256 (prefix) of the downloaded file")
+    p.add_argument("--retries", type=int, default=5)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_run_fetch_weights)
 
@@ -222,7 +228,86 @@ def _add_fetch_weights(sub: argparse._SubParsersAction) -> None:
 def _run_fetch_weights(args: argparse.Namespace) -> int:
     from ila.models.backbone import fetch_weights
 
-    print(f"wrote {fetch_weights(args.backbone, args.tag, args.out, args.url)}")
+    print(f"wrote {fetch_weights(args.backbone, args.tag, args.out, args.url, args.sha256, args.retries)}")
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="fetch, extract, re-encode and list a real dataset (Kinetics-400, SSv2)",
+                       description="The steps the workflow's data rules run, one at a time. Layout under --root: "
+                       "downloads/<split>/, videos/<split>/, videos_s<N>/<split>/, train.txt, val.txt, labels.csv.")
+    steps = p.add_subparsers(dest="step", required=True)
+    datasets = ("kinetics400", "ssv2")
+
+    d = steps.add_parser("download", help="Kinetics-400: fetch a split (or the replacement tarball), resumably; "
+                         "SSv2: check the user's files")
+    d.add_argument("--dataset", choices=datasets, required=True)
+    d.add_argument("--root", required=True)
+    d.add_argument("--split", default="train", help="train, val, test, or 'replacement' (Kinetics-400)")
+    d.add_argument("--base-url", default=None, help="mirror with the CVDF layout (default: the CVDF S3 bucket)")
+    d.add_argument("--jobs", type=int, default=4, help="files fetched at once")
+    d.add_argument("--verify", choices=("size", "sha256"), default="size",
+                   help="how files already downloaded are checked against the manifest")
+    d.add_argument("--retries", type=int, default=5)
+    d.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+
+    e = steps.add_parser("extract", help="extract the downloaded archives into videos/<split>/")
+    e.add_argument("--dataset", choices=datasets, required=True)
+    e.add_argument("--root", required=True)
+    e.add_argument("--split", default="train", help="Kinetics-400 split")
+    e.add_argument("--workers", type=int, default=1, help="tarballs extracted at once (Kinetics-400)")
+    e.add_argument("--no-replacement", action="store_true", help="do not apply Kinetics-400's replacement clips")
+
+    r = steps.add_parser("preprocess", help="re-encode a directory of videos to a short side (H.264 MP4)")
+    r.add_argument("--src", required=True)
+    r.add_argument("--dst", required=True)
+    r.add_argument("--short-side", type=int, default=256)
+    r.add_argument("--crf", type=int, default=23)
+    r.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
+    r.add_argument("--no-progress", action="store_true")
+
+    li = steps.add_parser("lists", help="write train.txt, val.txt and labels.csv from the official annotations")
+    li.add_argument("--dataset", choices=datasets, required=True)
+    li.add_argument("--root", required=True)
+    li.add_argument("--video-dir", default="videos", help="directory under the root the lists point into")
+    li.add_argument("--preprocessed", action="store_true", help="the video dir holds re-encoded <stem>.mp4 files")
+    p.set_defaults(func=_run_data)
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ila.data import kinetics, preprocess, ssv2
+
+    root = Path(args.root) if hasattr(args, "root") else None
+    if args.step == "download":
+        if args.dataset == "ssv2":
+            ssv2.check_downloads(root)
+            print(f"{root / 'downloads'}: every Something-Something-v2 file is there")
+            return 0
+        options = {"jobs": args.jobs, "verify": args.verify, "retries": args.retries,
+                   "progress": False if args.no_progress else None}
+        base = args.base_url or kinetics.K400_BASE_URL
+        if args.split == "replacement":
+            kinetics.download_replacement(root, base, **options)
+        else:
+            print(f"{args.split}: {kinetics.download_split(root, args.split, base, **options)} parts downloaded")
+    elif args.step == "extract":
+        if args.dataset == "ssv2":
+            print(f"{ssv2.extract(root)} clips extracted")
+        else:
+            print(kinetics.extract_split(root, args.split, args.workers, replacement=not args.no_replacement))
+    elif args.step == "preprocess":
+        settings = preprocess.EncodeSettings(short_side=args.short_side, crf=args.crf)
+        report = preprocess.preprocess_videos(args.src, args.dst, settings, args.workers,
+                                              progress=False if args.no_progress else None)
+        print(f"{args.dst}: {report['videos']} videos, {len(report['undecodable'])} undecodable")
+    else:
+        module = kinetics if args.dataset == "kinetics400" else ssv2
+        report = module.build_lists(root, args.video_dir, args.preprocessed)
+        for split, c in report["splits"].items():
+            print(f"{split}.txt: {c['written']} of {c['listed']} videos ({c['missing']} missing, "
+                  f"{c['undecodable']} undecodable)")
     return 0
 
 
@@ -262,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_tracking_init(sub)
     _add_fetch_weights(sub)
+    _add_data(sub)
     _add_compare(sub)
     return parser
 
@@ -272,11 +358,14 @@ def _user_errors() -> dict[type, str]:
     from ila.config import ConfigError
     from ila.data.annotations import AnnotationError
     from ila.data.dataset import BadDataError
+    from ila.data.download import DownloadError
+    from ila.data.prepare import DataPrepError
     from ila.engine.checkpoint import CheckpointError
     from ila.models.backbone import MissingWeightsError
 
     return {ConfigError: "config error", AnnotationError: "annotation error", BadDataError: "data error",
-            CheckpointError: "checkpoint error", MissingWeightsError: "missing weights"}
+            CheckpointError: "checkpoint error", MissingWeightsError: "missing weights", DownloadError: "download error",
+            DataPrepError: "data preparation error"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,12 +43,9 @@ def build_clip(
     if pretrained and _is_file_reference(pretrained):
         path = Path(pretrained).expanduser()
         if not path.is_file():
-            tag = "openai"
             raise MissingWeightsError(
-                f"backbone weights {path} not found. Fetch them on a machine with internet access, e.g.\n"
-                f"  python -c \"import open_clip; open_clip.create_model('{name}', pretrained='{tag}', "
-                f"cache_dir='weights')\"\n"
-                f"then copy the downloaded checkpoint (open_clip_pytorch_model.bin or the .pt file) to {path}."
+                f"backbone weights {path} not found. Fetch them (on a machine with internet access, then copy the "
+                f"file here to the same path):\n  ila fetch-weights --backbone {name} --tag openai --out {path}"
             )
         pretrained = str(path)
     meta = str(device) == "meta"
@@ -59,29 +56,72 @@ def tokenizer_for(name: str):
     return open_clip.get_tokenizer(name)
 
 
-def fetch_weights(backbone: str, tag: str, out: str | Path, url: str | None = None) -> Path:
-    """Download pretrained weights once and store them as a local checkpoint for offline runs.
+def pretrained_source(backbone: str, tag: str) -> tuple[str | None, str | None]:
+    """Where open_clip gets ``backbone``'s ``tag`` weights: ``(url, sha256)`` for a direct file (OpenAI's URLs
+    carry the file's sha256 as their last directory), ``(None, None)`` for a Hugging Face Hub-only tag."""
+    cfg = open_clip.get_pretrained_cfg(backbone, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(backbone) if backbone in open_clip.list_models() else []
+        raise ValueError(f"open_clip has no pretrained weights {tag!r} for {backbone!r}"
+                         + (f"; it has {tags}" if tags else f"; paper backbones: {', '.join(PAPER_BACKBONES)}"))
+    url = cfg.get("url") or None
+    sha256 = url.rstrip("/").split("/")[-2] if url and "openaipublic" in url else None
+    return url, sha256
 
-    With ``url`` the file is fetched directly (any HTTP(S) mirror of the checkpoint); otherwise open_clip resolves
-    ``tag`` through its hub. The result is loaded once through :func:`build_clip` to check it fits ``backbone``,
-    then moved into place atomically.
+
+def _state_dict_of(path: Path) -> dict:
+    """A checkpoint's state dict: an open_clip/PyTorch state dict, or OpenAI's TorchScript archive (which
+    ``torch.load(weights_only=True)`` refuses), converted through open_clip's OpenAI loader."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except RuntimeError as exc:
+        if "TorchScript" not in str(exc):
+            raise
+        return open_clip.load_openai_model(str(path), precision="fp32", device="cpu").state_dict()
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def fetch_weights(backbone: str, tag: str, out: str | Path, url: str | None = None, sha256: str | None = None,
+                  retries: int = 5) -> Path:
+    """Download pretrained weights once, verify them and store a local checkpoint for offline runs.
+
+    The file comes from ``url`` or the tag's own URL (resumable; OpenAI's are checked against the sha256 in their
+    URL, any other against ``sha256`` when given); a Hub-only tag goes through open_clip's hub download. The result
+    is saved as a plain state dict, loaded once through :func:`build_clip` to check that it fits ``backbone``, and
+    moved into place atomically: ``out`` exists only when it is complete and loads.
     """
-    import shutil
-    import urllib.request
+    from ila.data.download import DownloadError, download_file, sha256_of
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    if url:
-        with urllib.request.urlopen(url, timeout=60) as response, tmp.open("wb") as fh:
-            shutil.copyfileobj(response, fh)
-    else:
-        model = open_clip.create_model(backbone, pretrained=tag)
-        torch.save(model.state_dict(), tmp)
+    if url is None:
+        url, tag_sha = pretrained_source(backbone, tag)
+        sha256 = sha256 or tag_sha
+    tmp = out.with_name(out.name + ".tmp")
+    raw = out.with_name(out.name + ".download")
     try:
+        if url:
+            download_file(url, raw, retries=retries)
+            digest = sha256_of(raw)
+            if sha256 and not digest.startswith(sha256.lower()):
+                bad = raw.with_name(raw.name + ".corrupt")
+                os.replace(raw, bad)
+                raise DownloadError(f"{url}: sha256 {digest} does not match the expected {sha256}; the file is kept "
+                                    f"as {bad}; rerun to download it again")
+        else:
+            torch.save(open_clip.create_model(backbone, pretrained=tag).state_dict(), tmp)
+    except DownloadError as exc:
+        raise DownloadError(
+            f"{exc}\nWithout internet access here: run\n  ila fetch-weights --backbone {backbone} --tag {tag} --out {out}"
+            f"\non a machine that has it and copy the file to {out}"
+        ) from None
+    try:
+        if url:
+            torch.save(_state_dict_of(raw), tmp)
         build_clip(backbone, str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"downloaded weights do not load into {backbone}: {exc}") from exc
+        raise RuntimeError(f"downloaded weights ({url or tag}) do not load into {backbone}: {exc}") from exc
     os.replace(tmp, out)
+    raw.unlink(missing_ok=True)
     return out

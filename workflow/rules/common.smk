@@ -68,6 +68,27 @@ def dataset_files():
     return {"train": f"{root}/train.txt", "val": f"{root}/val.txt", "labels": f"{root}/labels.csv"}
 
 
+def dataset_root_of_output(levels):
+    """A data rule's dataset root, from its first output `levels` directories down (not a hard-coded prefix)."""
+    return lambda wildcards, output: str(Path(output[0]).parents[levels - 1])
+
+
+def prepared_video_dir():
+    """Where the lists of a real dataset point: the extracted videos, or their re-encoded copies."""
+    size = config["dataset"]["short_side"]
+    return f"videos_s{size}" if size else "videos"
+
+
+def prepared_video_markers():
+    """The per-split markers the lists wait for: Kinetics-400's train and val, SSv2's one folder of clips."""
+    splits = ["train", "val"] if config["dataset"]["kind"] == "kinetics400" else ["all"]
+    return [f"{dataset_root()}/{prepared_video_dir()}/{split}.done" for split in splits]
+
+
+def k400_replacement_input():
+    return f"{dataset_root()}/downloads/replacement.done" if config["dataset"]["replacement"] else []
+
+
 def backbone_weights():
     """The weight file the rows start from, or None when the backbone loads by pretrained tag."""
     if config["pretrain"]["enabled"]:

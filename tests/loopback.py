@@ -1,0 +1,83 @@
+"""A loopback HTTP file server for the download tests: serves a directory with HTTP Range support, records every
+request, and can cut a transfer short (once per file) to stand for a dropped connection."""
+
+from __future__ import annotations
+
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class LoopbackServer:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.cut_after: dict[str, int] = {}  # path -> bytes to send before dropping the connection (next GET only)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep pytest's output clean
+                pass
+
+            def do_HEAD(self):
+                self._serve(body=False)
+
+            def do_GET(self):
+                self._serve(body=True)
+
+            def _serve(self, body: bool):
+                server.requests.append((self.command, self.path, self.headers.get("Range")))
+                path = server.root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = path.read_bytes()
+                start, status = 0, 200
+                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if match:
+                    start = int(match.group(1))
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    status = 206
+                chunk = data[start:]
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(chunk)))
+                self.send_header("Accept-Ranges", "bytes")
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                if not body:
+                    return
+                cut = server.cut_after.pop(self.path, None) if self.command == "GET" else None
+                if cut is not None:
+                    self.wfile.write(chunk[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # the client sees the body end early
+                    return
+                self.wfile.write(chunk)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "LoopbackServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def gets(self, suffix: str) -> list[str | None]:
+        """The Range headers of the GETs of paths ending in ``suffix`` (None: a whole-file GET)."""
+        return [rng for method, path, rng in self.requests if method == "GET" and path.endswith(suffix)]

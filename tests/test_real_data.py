@@ -1,0 +1,184 @@
+"""Real datasets at paper scale, in miniature: Kinetics-400 served over loopback HTTP in the CVDF mirror's formats and
+Something-Something-v2 from a user's files, prepared by the workflow's data rules of the paper profiles."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ila.data.annotations import read_labels, read_video_list
+from ila.data.preprocess import EncodeSettings, preprocess_videos, report_path, target_size
+from ila.data.readers import available_backends, open_video
+from loopback import LoopbackServer
+from mini_datasets import build_mini_k400, build_mini_ssv2, encode_clip
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "workflow" / "config"
+
+pytestmark = pytest.mark.skipif(not available_backends(), reason="needs a video backend (decord or PyAV)")
+
+
+def snakemake(*args, cwd):
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
+           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(cwd), "--cores", "2",
+           *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _overlay(tmp_path, **dataset):
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump({"dataset": dataset}))
+    return str(path)
+
+
+@pytest.fixture
+def mini_k400(tmp_path):
+    served = tmp_path / "mirror"
+    expected = build_mini_k400(served, tmp_path / "clips")
+    with LoopbackServer(served) as server:
+        yield server, expected
+
+
+@pytest.mark.slow
+def test_k400_workflow_downloads_extracts_reencodes_and_lists(mini_k400, tmp_path):
+    server, expected = mini_k400
+    work = tmp_path / "work"
+    work.mkdir()
+    overlay = _overlay(tmp_path, root="data/k400", base_url=server.url, short_side=64, download_jobs=2)
+    res = snakemake("data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    root = work / "data" / "k400"
+    for rule in ("k400_download", "k400_extract", "preprocess_videos", "dataset_lists"):
+        assert f"rule {rule}:" in res.stderr
+
+    # Labels: the CSV strings sorted as Python sorts them (X-CLIP's order), tricky names intact.
+    classes = read_labels(root / "labels.csv")
+    assert [c.name for c in classes] == expected["labels"]
+    assert classes[expected["labels"].index("skiing (not slalom or crosscountry)")].id == 4
+    # Lists: every usable clip once, with its label, pointing at the re-encoded copy; the missing and the corrupt
+    # clips are counted, not listed; the replaced one is listed (its replacement decodes).
+    train = read_video_list(root / "train.txt", len(classes))
+    val = read_video_list(root / "val.txt", len(classes))
+    assert len(val) == expected["val_listed"] and len(train) == expected["train_listed"] - 2
+    for record in train + val:
+        assert record.path.parent.parent.name == "videos_s64" and record.path.suffix == ".mp4"
+        assert expected["label_of"][record.path.name] == record.label
+    names = {r.path.name for r in train}
+    assert expected["replaced"] in names and expected["missing"] not in names and expected["corrupt"] not in names
+    report = json.loads((root / "prepare_report.json").read_text())["splits"]
+    assert report["train"]["listed"] == expected["train_listed"]
+    assert report["train"]["missing_examples"] == [expected["missing"]] and report["train"]["missing"] == 1
+    assert list(report["train"]["undecodable_examples"]) == [expected["corrupt"]]
+    assert report["val"] == {**report["val"], "missing": 0, "undecodable": 0}
+    # The re-encoded clips (144x96 before): short side 64, frames intact, readable by the training reader.
+    reader = open_video(train[0].path)
+    assert reader.get_frames([0, 7]).shape == (2, 64, 96, 3)
+    # The manifest: every part with its server size and sha256.
+    manifest = json.loads((root / "downloads" / "train" / "manifest.json").read_text())["files"]
+    assert sorted(manifest) == ["k400_train_path.txt", "part_0.tar.gz", "part_1.tar.gz", "train.csv"]
+    served = server.root / "train" / "part_1.tar.gz"
+    import hashlib
+
+    assert manifest["part_1.tar.gz"]["size"] == served.stat().st_size
+    assert manifest["part_1.tar.gz"]["sha256"] == hashlib.sha256(served.read_bytes()).hexdigest()
+    assert manifest["part_1.tar.gz"]["url"] == f"{server.url}/train/part_1.tar.gz"
+
+    # A second run has nothing to do and fetches nothing.
+    before = len(server.requests)
+    res = snakemake("data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    assert res.returncode == 0 and "Nothing to be done" in res.stderr + res.stdout
+    assert len(server.requests) == before
+
+
+@pytest.mark.slow
+def test_k400_corrupt_part_is_named_moved_aside_and_fetched_again(mini_k400, tmp_path):
+    server, expected = mini_k400
+    work = tmp_path / "work"
+    work.mkdir()
+    part = server.root / "train" / "part_1.tar.gz"
+    good = part.read_bytes()
+    part.write_bytes(good[: len(good) // 2])  # the server's copy is damaged: a valid transfer of a bad file
+    overlay = _overlay(tmp_path, root="data/k400", base_url=server.url, download_jobs=2)
+    res = snakemake("data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    assert res.returncode != 0
+    log = (work / "results" / "logs" / "data" / "k400-extract-train.log").read_text()
+    assert "1 of 2 train tarball(s) do not extract" in log and "part_1.tar.gz.corrupt" in log
+    downloads = work / "data" / "k400" / "downloads" / "train"
+    assert (downloads / "part_1.tar.gz.corrupt").exists() and not (downloads / "part_1.tar.gz").exists()
+    assert "part_1.tar.gz" not in json.loads((downloads / "manifest.json").read_text())["files"]
+    assert (work / "data" / "k400" / "videos" / ".train-parts" / "part_0.tar.gz.done").exists()  # kept
+
+    part.write_bytes(good)  # the mirror is fixed: the rerun fetches only that part and finishes
+    res = snakemake("data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert server.gets("train/part_0.tar.gz") == [None] and len(server.gets("train/part_1.tar.gz")) == 2
+    listed = read_video_list(work / "data" / "k400" / "train.txt", len(expected["labels"]))
+    assert len(listed) == expected["train_listed"] - 2  # the missing and the corrupt clip, as before
+
+
+@pytest.mark.slow
+def test_ssv2_from_the_users_files(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    overlay = _overlay(tmp_path, root="data/ssv2")
+    # Without the files: fails at once, saying what to download from where and where to put it.
+    res = snakemake("data/ssv2/train.txt", "--configfile", str(CONFIGS / "paper-ssv2.yaml"), overlay, cwd=work)
+    out = res.stderr + res.stdout
+    assert res.returncode != 0
+    assert "qualcomm.com/developer/software/something-something-v-2-dataset" in out
+    assert "20bn-something-something-v2-00" in out and str(work / "data" / "ssv2" / "downloads") in out.replace(
+        "\n", "")
+
+    expected = build_mini_ssv2(work / "data" / "ssv2" / "downloads", tmp_path / "clips")
+    res = snakemake("data/ssv2/train.txt", "--configfile", str(CONFIGS / "paper-ssv2.yaml"), overlay, cwd=work)
+    assert res.returncode == 0, res.stderr[-4000:]
+    root = work / "data" / "ssv2"
+    classes = read_labels(root / "labels.csv")
+    assert [c.name for c in classes] == expected["classes"]
+    train = read_video_list(root / "train.txt", len(classes))
+    val = read_video_list(root / "val.txt", len(classes))
+    assert len(train) == len(expected["train"]) - 1 and len(val) == len(expected["val"])  # "9999" has no clip
+    by_id = {e["id"]: e for e in expected["train"] + expected["val"]}
+    for record in train + val:
+        template = by_id[record.path.stem]["template"].replace("[", "").replace("]", "")
+        assert classes[record.label].name == template
+        assert record.path.suffix == ".webm"
+    assert open_video(val[0].path).get_frames([0, 7]).shape == (2, 48, 64, 3)  # VP9 through the same readers
+    report = json.loads((root / "prepare_report.json").read_text())["splits"]
+    assert report["train"]["missing"] == 1 and report["train"]["missing_examples"] == ["9999.webm"]
+
+
+def test_ssv2_missing_part_is_named(tmp_path):
+    from ila.data import ssv2
+
+    build_mini_ssv2(tmp_path / "downloads", tmp_path / "clips")
+    (tmp_path / "downloads" / "20bn-something-something-v2-01").unlink()
+    with pytest.raises(ssv2.MissingUserFilesError, match="video parts 01 are missing"):
+        ssv2.check_downloads(tmp_path)
+
+
+def test_preprocess_downscales_resumes_and_counts_undecodable(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    encode_clip(src / "wide.mp4", 1, size=(192, 128))
+    encode_clip(src / "small.webm", 2, size=(80, 48), codec="libvpx-vp9")
+    (src / "broken.mp4").write_bytes(b"\x00" * 100)
+    report = preprocess_videos(src, dst, EncodeSettings(short_side=64), workers=1, progress=False)
+    assert report["videos"] == 3 and report["encoded_now"] == 2 and list(report["undecodable"]) == ["broken.mp4"]
+    assert open_video(dst / "wide.mp4").get_frames([0]).shape == (1, 64, 96, 3)
+    assert open_video(dst / "small.mp4").get_frames([7]).shape == (1, 48, 80, 3)  # never upscaled
+    assert json.loads(report_path(dst).read_text()) == report
+    again = preprocess_videos(src, dst, EncodeSettings(short_side=64), workers=1, progress=False)
+    assert again["already_done"] == 2 and again["encoded_now"] == 0
+    assert not list(dst.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("size,short,expected", [((1280, 720), 256, (456, 256)), ((340, 256), 256, (340, 256)),
+                                                  ((256, 340), 128, (128, 170)), ((100, 50), 256, (100, 50))])
+def test_target_size_keeps_aspect_and_never_upscales(size, short, expected):
+    assert target_size(*size, short) == expected

@@ -1,0 +1,117 @@
+"""`ila fetch-weights`: the paper backbones' sources, verified downloads (served from a loopback HTTP server),
+OpenAI's TorchScript archives converted to plain state dicts, and offline runs."""
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ila.data.download import DownloadError
+from ila.models.backbone import MissingWeightsError, build_clip, fetch_weights, pretrained_source
+from loopback import LoopbackServer
+
+
+@pytest.mark.parametrize("backbone,file", [
+    ("ViT-B-32-quickgelu", "ViT-B-32.pt"), ("ViT-B-16-quickgelu", "ViT-B-16.pt"),
+    ("ViT-L-14-quickgelu", "ViT-L-14.pt"), ("ViT-L-14-336-quickgelu", "ViT-L-14-336px.pt"),
+])  # fmt: skip
+def test_paper_backbones_come_from_openais_files_with_their_sha256(backbone, file):
+    url, sha256 = pretrained_source(backbone, "openai")
+    assert url.startswith("https://openaipublic.azureedge.net/clip/models/") and url.endswith(f"/{file}")
+    assert len(sha256) == 64 and url.split("/")[-2] == sha256
+
+
+def test_unknown_tag_is_named():
+    with pytest.raises(ValueError, match="no pretrained weights 'nope' for 'ViT-B-32'"):
+        pretrained_source("ViT-B-32", "nope")
+
+
+@pytest.fixture
+def weights_server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.manual_seed(2)
+    model = build_clip("ILA-mini-32")
+    torch.save(model.state_dict(), served / "mini.pt")
+    # OpenAI ships TorchScript archives whose modules carry the CLIP state dict's names: a scripted module tree with
+    # the same names stands for one.
+    torch.jit.save(torch.jit.script(_module_tree(model.state_dict())), served / "openai-format.pt")
+    (served / "junk.pt").write_bytes(b"not a checkpoint")
+    with LoopbackServer(served) as server:
+        yield server, model, served
+
+
+def _module_tree(state):
+    root = torch.nn.Module()
+    for key, value in state.items():
+        *path, leaf = key.split(".")
+        module = root
+        for name in path:
+            if not hasattr(module, name):
+                module.add_module(name, torch.nn.Module())
+            module = getattr(module, name)
+        module.register_buffer(leaf, value.clone())
+    return root
+
+
+def test_fetch_verifies_loads_and_stores_a_state_dict(weights_server, tmp_path):
+    server, model, served = weights_server
+    digest = hashlib.sha256((served / "mini.pt").read_bytes()).hexdigest()
+    out = fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "mini.pt", url=f"{server.url}/mini.pt",
+                        sha256=digest[:16])
+    loaded = build_clip("ILA-mini-32", str(out))
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mini.pt"]  # no download left-overs
+
+
+def test_sha256_mismatch_is_named_and_nothing_is_stored(weights_server, tmp_path):
+    server, _, _ = weights_server
+    with pytest.raises(DownloadError, match="sha256 .* does not match the expected 00ff"):
+        fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "mini.pt", url=f"{server.url}/mini.pt",
+                      sha256="00ff")
+    assert not (tmp_path / "w" / "mini.pt").exists() and (tmp_path / "w" / "mini.pt.download.corrupt").exists()
+
+
+def test_a_file_that_is_not_weights_is_refused(weights_server, tmp_path):
+    server, _, _ = weights_server
+    with pytest.raises(RuntimeError, match="do not load into ILA-mini-32"):
+        fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "bad.pt", url=f"{server.url}/junk.pt")
+    assert not (tmp_path / "w" / "bad.pt").exists()
+
+
+def test_openai_torchscript_archive_is_converted_to_a_state_dict(weights_server, tmp_path):
+    """Training jobs load with weights_only=True, which refuses TorchScript: fetch-weights stores a plain state dict
+    (OpenAI's loader rounds matrices through fp16, which OpenAI's fp16 files already are)."""
+    server, model, served = weights_server
+    with pytest.raises(RuntimeError, match="TorchScript"):
+        torch.load(served / "openai-format.pt", weights_only=True)
+    out = fetch_weights("ILA-mini-32", "openai", tmp_path / "w" / "mini-openai.pt", url=f"{server.url}/openai-format.pt")
+    stored = torch.load(out, weights_only=True)
+    for key, ref in model.state_dict().items():
+        assert torch.equal(stored[key], ref) or torch.equal(stored[key], ref.half().float()), key
+
+
+def test_offline_fetch_fails_with_the_command_to_run_elsewhere(tmp_path):
+    out = tmp_path / "w" / "ViT-B-32-quickgelu-openai.pt"
+    with pytest.raises(DownloadError, match=r"(?s)gave up.*ila fetch-weights --backbone ViT-B-32-quickgelu "
+                                            r"--tag openai --out .*copy the file"):
+        fetch_weights("ViT-B-32-quickgelu", "openai", out, url="http://127.0.0.1:9/ViT-B-32.pt", retries=0)
+    assert not out.exists()
+
+
+def test_training_without_the_weights_file_fails_before_training_naming_the_command(tmp_path):
+    with pytest.raises(MissingWeightsError, match="ila fetch-weights --backbone ViT-B-32-quickgelu --tag openai"):
+        build_clip("ViT-B-32-quickgelu", str(tmp_path / "resources" / "weights" / "ViT-B-32-quickgelu-openai.pt"))
+
+
+def test_cli_fetch_weights_offline_with_the_file_present_needs_no_network(weights_server, tmp_path):
+    server, _, _ = weights_server
+    out = tmp_path / "w" / "mini.pt"
+    res = subprocess.run([sys.executable, "-m", "ila.cli", "fetch-weights", "--backbone", "ILA-mini-32", "--tag",
+                          "local", "--url", f"{server.url}/mini.pt", "--out", str(out)],
+                         capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    assert res.returncode == 0, res.stderr
+    server.httpd.shutdown()  # from here on there is no network: the stored file is all a run needs
+    assert build_clip("ILA-mini-32", str(out)) is not None
