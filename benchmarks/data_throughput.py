@@ -1,6 +1,7 @@
 """Decode + augmentation throughput (clips/s, T=8) for each video reader.
 
     python benchmarks/data_throughput.py [--clips 400] [--root data/synth-default] [--kinetics-like-only]
+    python benchmarks/data_throughput.py --reencode-only   # the preprocessing rule's cost per video
 
 Two parts, single process and one thread each, so the figures are per core (a DataLoader with N workers scales them
 roughly N-fold):
@@ -9,6 +10,9 @@ roughly N-fold):
   community re-encodes Kinetics to) and 1280x720 (a raw upload) — with the training view at 224x224: decode ms,
   augmentation ms, total, and clips/s per core. What one GPU trains (~800-1000 clips/s for the Baseline at ViT-B/32 on
   an H100) divided by this is the number of cores the data path needs.
+* ``--reencode``: what the workflow's ``preprocess_videos`` rule costs per Kinetics-like video (10 s, 30 fps) from
+  1280x720 and 640x360 to short side 256 (one process, one thread), and what that is for Kinetics-400's ~260k train
+  and val clips per core.
 """
 
 from __future__ import annotations
@@ -37,11 +41,41 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--kinetics-like-only", action="store_true")
     p.add_argument("--kinetics-clips", type=int, default=12, help="training views timed per reader and size")
+    p.add_argument("--reencode", action="store_true", help="also time the re-encoding to short side 256")
+    p.add_argument("--reencode-only", action="store_true", help="time only the re-encoding")
+    p.add_argument("--reencode-videos", type=int, default=3, help="videos re-encoded per source size")
     args = p.parse_args()
     torch.set_num_threads(1)
-    if not args.kinetics_like_only:
-        synthetic_preset(args)
-    kinetics_like(args)
+    if not args.reencode_only:
+        if not args.kinetics_like_only:
+            synthetic_preset(args)
+        kinetics_like(args)
+    if args.reencode or args.reencode_only:
+        reencode_cost(args)
+
+
+K400_TRAIN_VAL_CLIPS = 260_000  # 240,258 train + 19,881 val clips on disk (cvdfoundation/kinetics-dataset)
+
+
+def reencode_cost(args) -> None:
+    from ila.data.preprocess import EncodeSettings, reencode
+
+    print(f"\nRe-encoding to short side 256 (H.264 CRF 23, veryfast; ila.data.preprocess), one process, one thread, "
+          f"mean of {args.reencode_videos} videos of 10 s at 30 fps")
+    print(f"{'source':>9} {'s/video':>8} {'out MB':>7} {'K400 train+val, core-hours':>27}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for width, height in ((1280, 720), (640, 360)):
+            took, size = 0.0, 0
+            for k in range(args.reencode_videos):
+                src = encode_kinetics_like(Path(tmp) / f"src_{width}_{k}.mp4", width, height, seed=k)
+                dst = Path(tmp) / f"dst_{width}_{k}.mp4"
+                start = time.perf_counter()
+                reencode(src, dst, EncodeSettings(short_side=256))
+                took += time.perf_counter() - start
+                size += dst.stat().st_size
+            per = took / args.reencode_videos
+            print(f"{f'{width}x{height}':>9} {per:8.2f} {size / args.reencode_videos / 1e6:7.2f} "
+                  f"{per * K400_TRAIN_VAL_CLIPS / 3600:27.0f}", flush=True)
 
 
 def synthetic_preset(args) -> None:

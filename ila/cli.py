@@ -277,9 +277,17 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _run_data(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ila.data import kinetics, preprocess, ssv2
-
     root = Path(args.root) if hasattr(args, "root") else None
+    if args.step == "preprocess":  # the only step without the download stack (requests), e.g. on a GPU node
+        from ila.data import preprocess
+
+        settings = preprocess.EncodeSettings(short_side=args.short_side, crf=args.crf)
+        report = preprocess.preprocess_videos(args.src, args.dst, settings, args.workers,
+                                              progress=False if args.no_progress else None)
+        print(f"{args.dst}: {report['videos']} videos, {len(report['undecodable'])} undecodable")
+        return 0
+    from ila.data import kinetics, ssv2
+
     if args.step == "download":
         if args.dataset == "ssv2":
             ssv2.check_downloads(root)
@@ -297,11 +305,6 @@ def _run_data(args: argparse.Namespace) -> int:
             print(f"{ssv2.extract(root)} clips extracted")
         else:
             print(kinetics.extract_split(root, args.split, args.workers, replacement=not args.no_replacement))
-    elif args.step == "preprocess":
-        settings = preprocess.EncodeSettings(short_side=args.short_side, crf=args.crf)
-        report = preprocess.preprocess_videos(args.src, args.dst, settings, args.workers,
-                                              progress=False if args.no_progress else None)
-        print(f"{args.dst}: {report['videos']} videos, {len(report['undecodable'])} undecodable")
     else:
         module = kinetics if args.dataset == "kinetics400" else ssv2
         report = module.build_lists(root, args.video_dir, args.preprocessed)
