@@ -52,6 +52,28 @@ def test_dry_run_lists_every_row_of_every_table(profile, tmp_path):
     assert "train_row" in out and "evaluate_row" in out
 
 
+@pytest.mark.parametrize("profile,data_rules", [
+    ("paper-k400", ["k400_download", "k400_extract", "preprocess_videos", "dataset_lists"]),
+    ("paper-ssv2", ["ssv2_extract", "dataset_lists"]),
+])  # fmt: skip
+def test_paper_profiles_plan_data_to_tables(profile, data_rules, tmp_path):
+    """`snakemake -n all` of a paper profile starts from nothing: the data's download or extraction, re-encoding
+    and lists, the CLIP weights, then training, evaluation, tables and figures, in that order of dependencies."""
+    res = snakemake("-n", "all", "--configfile", str(CONFIGS / f"{profile}.yaml"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    stats = out[out.index("Job stats:"):]
+    for rule in [*data_rules, "fetch_clip_weights", "train_row", "evaluate_row", "table", "figure1", "all"]:
+        assert f"\n{rule} " in stats, rule
+    # Jobs are listed in an order that respects dependencies: the data's first job comes before any training.
+    first = {rule: out.index(f"rule {rule}:") for rule in [*data_rules, "train_row", "evaluate_row", "table"]}
+    assert list(first) == sorted(first, key=first.get), first
+    if profile == "paper-k400":
+        for split in ("train", "val", "replacement"):
+            assert f"data/kinetics400/downloads/{split}.done" in out
+        assert "data/kinetics400/videos_s256/train.done" in out
+
+
 def test_lint_is_clean(tmp_path):
     res = snakemake("--lint", cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

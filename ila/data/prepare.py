@@ -56,7 +56,7 @@ def extract_videos(archive: str | Path | IO[bytes], out_dir: str | Path, mode: s
     return count
 
 
-def video_file(root: Path, video_dir: str, split_dir: str, name: str, preprocessed: bool) -> str:
+def video_file(video_dir: str, split_dir: str, name: str, preprocessed: bool) -> str:
     """The path (relative to the root) a listed video has in the directory the lists point at."""
     return f"{video_dir}/{split_dir}/{output_name(name) if preprocessed else name}"
 
@@ -81,7 +81,7 @@ def resolve_split(
     listed = 0
     for name, label in entries:
         listed += 1
-        rel = video_file(root, video_dir, split_dir, name, preprocessed)
+        rel = video_file(video_dir, split_dir, name, preprocessed)
         if (root / rel).is_file():
             kept.append((rel, label))
         elif name in undecodable_names:
