@@ -228,7 +228,11 @@ def _add_fetch_weights(sub: argparse._SubParsersAction) -> None:
 def _run_fetch_weights(args: argparse.Namespace) -> int:
     from ila.models.backbone import fetch_weights
 
-    print(f"wrote {fetch_weights(args.backbone, args.tag, args.out, args.url, args.sha256, args.retries)}")
+    try:
+        print(f"wrote {fetch_weights(args.backbone, args.tag, args.out, args.url, args.sha256, args.retries)}")
+    except ValueError as exc:  # an unknown backbone or tag
+        print(f"ila fetch-weights: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -14,6 +14,8 @@ class LoopbackServer:
         self.root = Path(root)
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.cut_after: dict[str, int] = {}  # path -> bytes to send before dropping the connection (next GET only)
+        self.honour_range = True  # False: answer every GET with the whole file (200), as some servers do
+        self.send_length = True  # False: no Content-Length (HEAD says nothing; bodies end when the connection closes)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +41,7 @@ class LoopbackServer:
                 data = path.read_bytes()
                 start, status = 0, 200
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if match:
+                if match and server.honour_range:
                     start = int(match.group(1))
                     if start >= len(data):
                         self.send_response(416)
@@ -50,7 +52,10 @@ class LoopbackServer:
                     status = 206
                 chunk = data[start:]
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(chunk)))
+                if server.send_length:
+                    self.send_header("Content-Length", str(len(chunk)))
+                else:
+                    self.close_connection = True
                 self.send_header("Accept-Ranges", "bytes")
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -65,6 +70,9 @@ class LoopbackServer:
                     self.connection.shutdown(2)  # the client sees the body end early
                     return
                 self.wfile.write(chunk)
+                if not server.send_length:
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -98,6 +98,36 @@ def test_file_copied_in_by_hand_is_checked_against_the_server(served, tmp_path):
     (tmp_path / "dl" / "part_0.tar.gz").write_bytes(payloads["part_0.tar.gz"])
     (tmp_path / "dl" / "part_1.tar.gz").write_bytes(payloads["part_1.tar.gz"][:-10])  # truncated copy
     manifest = fetch_all(_files(server, payloads), tmp_path / "dl", progress=False)
-    assert server.gets("part_0.tar.gz") == []  # adopted, not fetched
-    assert server.gets("part_1.tar.gz") == [None]
-    assert manifest.entries["part_1.tar.gz"]["size"] == len(payloads["part_1.tar.gz"])
+    # Each is continued as a partial download: the complete one fetches nothing, the short one its last 10 bytes.
+    assert server.gets("part_0.tar.gz") == []
+    assert server.gets("part_1.tar.gz") == [f"bytes={len(payloads['part_1.tar.gz']) - 10}-"]
+    for name, data in payloads.items():
+        assert (tmp_path / "dl" / name).read_bytes() == data
+        assert manifest.entries[name]["size"] == len(data)
+
+
+def test_server_ignoring_range_gets_the_whole_file_again(served, tmp_path):
+    server, payloads = served
+    server.honour_range = False
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "part_2.tar.gz.part").write_bytes(payloads["part_2.tar.gz"][:1000])
+    fetch_all(_files(server, payloads), tmp_path / "dl", progress=False)
+    assert (tmp_path / "dl" / "part_2.tar.gz").read_bytes() == payloads["part_2.tar.gz"]
+
+
+def test_part_larger_than_the_servers_file_starts_over(served, tmp_path):
+    server, payloads = served
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "part_0.tar.gz.part").write_bytes(payloads["part_0.tar.gz"] + b"extra")
+    fetch_all(_files(server, payloads), tmp_path / "dl", progress=False)
+    assert (tmp_path / "dl" / "part_0.tar.gz").read_bytes() == payloads["part_0.tar.gz"]
+    assert server.gets("part_0.tar.gz") == [None]
+
+
+def test_server_without_lengths(served, tmp_path):
+    """No size anywhere (no Content-Length, Range ignored): a body that ends without an error is the file."""
+    server, payloads = served
+    server.send_length = server.honour_range = False
+    manifest = fetch_all(_files(server, payloads), tmp_path / "dl", progress=False)
+    for name, data in payloads.items():
+        assert (tmp_path / "dl" / name).read_bytes() == data and manifest.entries[name]["size"] == len(data)

@@ -18,9 +18,10 @@ from loopback import LoopbackServer
     ("ViT-L-14-quickgelu", "ViT-L-14.pt"), ("ViT-L-14-336-quickgelu", "ViT-L-14-336px.pt"),
 ])  # fmt: skip
 def test_paper_backbones_come_from_openais_files_with_their_sha256(backbone, file):
-    url, sha256 = pretrained_source(backbone, "openai")
+    url, sha256, hf_hub = pretrained_source(backbone, "openai")
     assert url.startswith("https://openaipublic.azureedge.net/clip/models/") and url.endswith(f"/{file}")
     assert len(sha256) == 64 and url.split("/")[-2] == sha256
+    assert hf_hub.startswith("timm/") and hf_hub.rstrip("/").endswith(".openai")  # the fallback copy
 
 
 def test_unknown_tag_is_named():
@@ -93,11 +94,18 @@ def test_openai_torchscript_archive_is_converted_to_a_state_dict(weights_server,
         assert torch.equal(stored[key], ref) or torch.equal(stored[key], ref.half().float()), key
 
 
-def test_offline_fetch_fails_with_the_command_to_run_elsewhere(tmp_path):
+def test_offline_fetch_fails_with_the_command_to_run_elsewhere(tmp_path, monkeypatch):
+    """Neither OpenAI's URL (here: a closed port) nor the Hub copy (HF_HUB_OFFLINE) answers: both failures are
+    named, with the command to run where there is internet access."""
+    import ila.models.backbone as backbone
+
+    monkeypatch.setattr(backbone, "pretrained_source", lambda b, t: ("http://127.0.0.1:9/ViT-B-32.pt", None,
+                                                                     "timm/vit_base_patch32_clip_224.openai/"))
     out = tmp_path / "w" / "ViT-B-32-quickgelu-openai.pt"
-    with pytest.raises(DownloadError, match=r"(?s)gave up.*ila fetch-weights --backbone ViT-B-32-quickgelu "
-                                            r"--tag openai --out .*copy the file"):
-        fetch_weights("ViT-B-32-quickgelu", "openai", out, url="http://127.0.0.1:9/ViT-B-32.pt", retries=0)
+    with pytest.raises(DownloadError, match=r"(?s)127.0.0.1:9/ViT-B-32.pt: gave up.*Hugging Face Hub copy "
+                       r"\(timm/vit_base_patch32_clip_224.openai/\).*ila fetch-weights --backbone "
+                       r"ViT-B-32-quickgelu --tag openai --out .*copy the file"):
+        fetch_weights("ViT-B-32-quickgelu", "openai", out, retries=0)
     assert not out.exists()
 
 
@@ -106,12 +114,22 @@ def test_training_without_the_weights_file_fails_before_training_naming_the_comm
         build_clip("ViT-B-32-quickgelu", str(tmp_path / "resources" / "weights" / "ViT-B-32-quickgelu-openai.pt"))
 
 
-def test_cli_fetch_weights_offline_with_the_file_present_needs_no_network(weights_server, tmp_path):
-    server, _, _ = weights_server
+def test_cli_fetch_weights_then_the_stored_file_is_all_a_run_needs(weights_server, tmp_path):
+    server, model, _ = weights_server
     out = tmp_path / "w" / "mini.pt"
     res = subprocess.run([sys.executable, "-m", "ila.cli", "fetch-weights", "--backbone", "ILA-mini-32", "--tag",
                           "local", "--url", f"{server.url}/mini.pt", "--out", str(out)],
                          capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
     assert res.returncode == 0, res.stderr
-    server.httpd.shutdown()  # from here on there is no network: the stored file is all a run needs
-    assert build_clip("ILA-mini-32", str(out)) is not None
+    server.httpd.shutdown()
+    # A run names the file as its backbone weights; with the server gone and the hub offline it loads them.
+    loaded = build_clip("ILA-mini-32", str(out))
+    assert torch.equal(loaded.logit_scale, model.logit_scale)
+
+
+def test_cli_unknown_tag_is_a_clear_error(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "ila.cli", "fetch-weights", "--backbone", "ViT-B-32", "--tag", "nope",
+                          "--out", str(tmp_path / "w.pt")], capture_output=True, text=True,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    assert res.returncode == 2 and "no pretrained weights 'nope' for 'ViT-B-32'" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -86,25 +86,36 @@ class Manifest:
             os.replace(tmp, self.path)
 
 
+# Byte-exact transfers: a server may otherwise gzip the body, which breaks both the size check and Range offsets.
+HEADERS = {"Accept-Encoding": "identity"}
+_BAR_LOCK = threading.Lock()
+
+
 def remote_size(session: requests.Session, url: str, timeout: float) -> int | None:
     """The server's size of ``url`` (HEAD, else a one-byte ranged GET), or None when it does not say."""
     try:
-        response = session.head(url, allow_redirects=True, timeout=timeout)
+        response = session.head(url, headers=HEADERS, allow_redirects=True, timeout=timeout)
         if response.status_code == 404:
-            raise DownloadError(f"{url}: not found on the server (HTTP 404); check the base URL")
+            raise DownloadError(f"{url}: not found on the server (HTTP 404)")
         if response.ok and response.headers.get("Content-Length"):
             return int(response.headers["Content-Length"])
-        with session.get(url, headers={"Range": "bytes=0-0"}, stream=True, timeout=timeout) as response:
-            total = response.headers.get("Content-Range", "").rpartition("/")[2]
-            return int(total) if total.isdigit() else None
+        with session.get(url, headers={**HEADERS, "Range": "bytes=0-0"}, stream=True, timeout=timeout) as response:
+            return _total_of(response)
     except requests.RequestException:
         return None  # the download itself will retry and report
+
+
+def _total_of(response: requests.Response) -> int | None:
+    """The full size from a ``Content-Range: bytes a-b/N`` or ``bytes */N`` header."""
+    total = response.headers.get("Content-Range", "").rpartition("/")[2]
+    return int(total) if total.isdigit() else None
 
 
 def download_file(
     url: str,
     dest: str | Path,
     *,
+    size: int | None = None,
     session: requests.Session | None = None,
     retries: int = 5,
     backoff: float = 2.0,
@@ -112,32 +123,35 @@ def download_file(
     progress: tqdm | None = None,
     overall: tqdm | None = None,
 ) -> int:
-    """Fetch ``url`` to ``dest``, resuming ``dest.part`` if present; returns the size. Raises :class:`DownloadError`
-    after ``retries`` failed attempts (the ``.part`` stays for the next run)."""
+    """Fetch ``url`` to ``dest``, resuming ``dest.part`` if present; returns the size (the server's, asked for when
+    ``size`` is None). Raises :class:`DownloadError` after ``retries`` failed attempts (the ``.part`` stays)."""
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     session = session or requests.Session()
-    size = remote_size(session, url, timeout)
+    size = size if size is not None else remote_size(session, url, timeout)
+    if part.exists():
+        _advance(progress, overall, part.stat().st_size)
     last_error = "no attempt made"
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         have = part.stat().st_size if part.exists() else 0
         if size is not None and have > size:  # a different file than the server's now: start over
+            _advance(progress, overall, -have)
             part.unlink()
             have = 0
         if size is not None and have == size:
             break
         try:
-            done = _fetch_into(session, url, part, have, timeout, progress, overall)
+            size = _fetch_into(session, url, part, have, size, timeout, progress, overall)
         except _FinalHTTPError as exc:
             raise DownloadError(str(exc)) from None
         except (requests.RequestException, OSError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             log.warning("%s: attempt %d/%d failed (%s); retrying", url, attempt + 1, retries + 1, last_error)
             continue
-        got = part.stat().st_size
-        if size is None and done:  # the server gave no length: a body that ended cleanly is the whole file
+        got = part.stat().st_size if part.exists() else 0
+        if size is None:  # the server never said: a body that ended without an error is taken as the whole file
             size = got
         if got == size:
             break
@@ -156,31 +170,42 @@ class _FinalHTTPError(Exception):
     pass
 
 
-def _fetch_into(session, url, part: Path, have: int, timeout, progress, overall) -> bool:
-    """One GET of the bytes from ``have`` on, appended to ``part``; True when the body ended without error."""
-    headers = {"Range": f"bytes={have}-"} if have else {}
+def _fetch_into(session, url, part: Path, have: int, size: int | None, timeout, progress, overall) -> int | None:
+    """One GET of the bytes from ``have`` on, appended to ``part``; returns the file's size as now known."""
+    headers = {**HEADERS, "Range": f"bytes={have}-"} if have else HEADERS
     with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
-        if response.status_code == 416:  # nothing left to fetch from there: the size check decides
-            return True
+        if response.status_code == 416:
+            # Nothing from ``have`` on: the part is complete only if the server's size says so. A part of unknown
+            # size that the server refuses to extend cannot be checked: start over.
+            total = _total_of(response) or size
+            if total is None or have > total:
+                _advance(progress, overall, -have)
+                part.unlink()
+            return total
         if response.status_code in RETRYABLE_STATUS:
             raise requests.HTTPError(f"HTTP {response.status_code}")
         if not response.ok:
             raise _FinalHTTPError(f"{url}: HTTP {response.status_code} {response.reason}")
-        resumed = have and response.status_code == 206
-        if have and not resumed:  # the server ignored the Range header and sends the whole file
-            _advance(progress, overall, -have)
-            have = 0
+        resumed = bool(have) and response.status_code == 206
+        if resumed:
+            size = _total_of(response) or size
+        else:
+            if have:  # the server ignored the Range header and sends the whole file
+                _advance(progress, overall, -have)
+            if response.headers.get("Content-Length"):
+                size = int(response.headers["Content-Length"])
         with part.open("ab" if resumed else "wb") as fh:
             for block in response.iter_content(NET_CHUNK):
                 fh.write(block)
                 _advance(progress, overall, len(block))
-    return True
+    return size
 
 
 def _advance(progress: tqdm | None, overall: tqdm | None, n: int) -> None:
-    for bar in (progress, overall):
-        if bar is not None:
-            bar.update(n)
+    with _BAR_LOCK:  # the overall bar is shared by the download threads
+        for bar in (progress, overall):
+            if bar is not None:
+                bar.update(n)
 
 
 def fetch_all(
@@ -215,16 +240,17 @@ def fetch_all(
     for f in files:
         dest = directory / f.name
         entry = manifest.get(f.name)
-        if dest.is_file():
-            # Recorded: check against the manifest. Copied in by hand: against the server's size.
-            expected = entry or {"size": remote_size(session, f.url, timeout)}
-            problem = _verify(dest, expected, verify if entry else "size")
+        if dest.is_file() and entry:
+            problem = _verify(dest, entry, verify)
             if problem is None:
-                if not entry:
-                    _record(manifest, f, dest)
                 continue
             bad = _quarantine(dest, manifest, f.name)
             log.warning("%s failed verification (%s): moved aside to %s and downloaded again", dest, problem, bad)
+        elif dest.is_file():
+            # Copied in by hand, never recorded: continued as a partial download, so that the server's size (and
+            # the rest of the bytes, if it is short) decide whether it is complete.
+            os.replace(dest, dest.with_name(dest.name + ".part"))
+            log.info("%s is not in %s: checked against the server before it is recorded", dest, manifest.path)
         todo.append(f)
 
     overall = tqdm(total=0, unit="B", unit_scale=True, desc=f"{directory.name}: {len(todo)} to fetch",
@@ -237,14 +263,15 @@ def fetch_all(
         with slot_lock:
             slot = slots.pop(0)
         try:
-            with tqdm(total=remote_size(session, f.url, timeout), unit="B", unit_scale=True, desc=f.name,
-                      position=slot + 1, leave=False, disable=progress is False) as bar:
-                if bar.total:
-                    with slot_lock:
-                        overall.total += bar.total
+            size = remote_size(session, f.url, timeout)
+            with tqdm(total=size, unit="B", unit_scale=True, desc=f.name, position=slot + 1, leave=False,
+                      disable=progress is False) as bar:
+                if size:
+                    with _BAR_LOCK:
+                        overall.total += size
                         overall.refresh()
-                download_file(f.url, dest, session=session, retries=retries, backoff=backoff, timeout=timeout,
-                              progress=bar, overall=overall)
+                download_file(f.url, dest, size=size, session=session, retries=retries, backoff=backoff,
+                              timeout=timeout, progress=bar, overall=overall)
             _record(manifest, f, dest)
             log.info("%s: %d bytes, recorded in %s", dest, dest.stat().st_size, manifest.path)
             return None

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 K400_BASE_URL = "https://s3.amazonaws.com/kinetics/400"
 K400_REPLACEMENT = "replacement_for_corrupted_k400.tgz"
-K400_SPLITS = ("train", "val", "test")
 CSV_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 
@@ -147,21 +146,25 @@ def extract_split(root: Path, split: str, workers: int = 1, replacement: bool = 
 def apply_replacements(root: Path, split: str) -> int:
     """Copy each clip of the replacement tarball over the split's clip of the same file name (or, failing that, the
     split's only clip of the same YouTube id). Returns how many were replaced."""
+    from filelock import FileLock
+
     root = Path(root)
     archive = root / "downloads" / "replacement" / K400_REPLACEMENT
-    if not archive.is_file():
-        raise DataPrepError(f"{archive}: replacement tarball not found (downloaded by the k400_download_replacement "
-                            "rule, or set dataset.replacement: false)")
     unpacked = root / "videos" / "replacement"
     marker = root / "videos" / ".replacement.done"
-    if not marker.exists():
-        try:
-            extract_videos(archive, unpacked)
-        except ARCHIVE_ERRORS as exc:
-            moved = quarantine(archive.parent, archive.name)
-            raise DataPrepError(f"{archive}: does not extract ({exc}); moved aside to {moved}, rerun to download it "
-                                "again") from None
-        marker.touch()
+    # The train and val jobs may get here at once: one unpacks, the other waits for it.
+    with FileLock(str(root / "videos" / ".replacement.lock")):
+        if not marker.exists():
+            if not archive.is_file():
+                raise DataPrepError(f"{archive}: replacement tarball not found (the k400_download job with split "
+                                    "'replacement' fetches it; or set dataset.replacement: false)")
+            try:
+                extract_videos(archive, unpacked)
+            except ARCHIVE_ERRORS as exc:
+                moved = quarantine(archive.parent, archive.name)
+                raise DataPrepError(f"{archive}: does not extract ({exc}); moved aside to {moved}, rerun to "
+                                    "download it again") from None
+            marker.touch()
     wanted = [name for _, name in read_csv(downloads_dir(root, split) / f"{split}.csv")]
     by_name = set(wanted)
     by_id: dict[str, list[str]] = {}

@@ -12,11 +12,13 @@ Layout under a dataset root (``data/kinetics400`` …)::
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
 import shutil
 import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 from typing import IO, Iterable
@@ -26,8 +28,9 @@ from ila.data.preprocess import VIDEO_SUFFIXES, output_name, report_path
 
 log = logging.getLogger(__name__)
 
-# What a damaged or truncated .tar.gz raises while it is read.
-ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+# What a damaged or truncated archive raises while it is read (SSv2's zip wrappers included). Other OSErrors (a full
+# disk, permissions) are not the archive's fault and pass through as they are.
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
 
 
 class DataPrepError(RuntimeError):
@@ -49,9 +52,12 @@ def extract_videos(archive: str | Path | IO[bytes], out_dir: str | Path, mode: s
                 continue
             source = tar.extractfile(member)
             tmp = out_dir / f".{name}.partial"
-            with tmp.open("wb") as fh:
-                shutil.copyfileobj(source, fh, 1 << 20)
-            os.replace(tmp, out_dir / name)
+            try:
+                with tmp.open("wb") as fh:
+                    shutil.copyfileobj(source, fh, 1 << 20)
+                os.replace(tmp, out_dir / name)
+            finally:
+                tmp.unlink(missing_ok=True)
             count += 1
     return count
 

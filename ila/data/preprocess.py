@@ -92,6 +92,15 @@ def _job(args: tuple[str, str, EncodeSettings]) -> tuple[str, str | None]:
         return Path(src).name, f"{type(exc).__name__}: {exc}"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a SLURM job's allocation, not the node's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _up_to_date(source: Path, output: Path) -> bool:
+    return output.is_file() and output.stat().st_mtime >= source.stat().st_mtime
+
+
 def report_path(dst_dir: str | Path) -> Path:
     dst_dir = Path(dst_dir)
     return dst_dir.with_name(dst_dir.name + ".report.json")
@@ -110,13 +119,16 @@ def preprocess_videos(
         raise FileNotFoundError(f"{src_dir}: no such directory of videos to preprocess")
     dst_dir.mkdir(parents=True, exist_ok=True)
     sources = sorted(p for p in src_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    # Done = an output newer than its source (a source replaced later, e.g. by Kinetics-400's replacement clips,
+    # is re-encoded again).
     todo = [(str(p), str(dst_dir / output_name(p.name)), settings) for p in sources
-            if not (dst_dir / output_name(p.name)).is_file()]
+            if not _up_to_date(p, dst_dir / output_name(p.name))]
+    workers = workers or usable_cores()
     log.info("%s: %d videos, %d already done, %d to re-encode to short side %d with %d workers", src_dir,
-             len(sources), len(sources) - len(todo), len(todo), settings.short_side, workers or os.cpu_count())
+             len(sources), len(sources) - len(todo), len(todo), settings.short_side, workers)
     failures: dict[str, str] = {}
     with tqdm(total=len(todo), unit="video", desc=f"preprocess {src_dir.name}", disable=progress is False) as bar:
-        if (workers or os.cpu_count() or 1) == 1:
+        if workers == 1:
             results = map(_job, todo)
             for name, error in results:
                 if error:

@@ -183,8 +183,9 @@ def _load_json(path: Path):
 def build_lists(root: Path, video_dir: str = "videos", preprocessed: bool = False) -> dict:
     """``labels.csv`` (the 174 templates in the order of their ids), ``train.txt`` and ``val.txt`` (validation)."""
     root = Path(root)
-    check_downloads(root)
     files = find_label_files(downloads_dir(root))
+    if len(files) < len(LABEL_FILES):  # the lists need only the label files (the video parts may be gone by now)
+        raise MissingUserFilesError(missing_message(root, [Path("20bn-something-something-v2-00")], files))
     mapping = _load_json(files["labels"])
     try:
         ids = {name: int(cid) for name, cid in mapping.items()}

@@ -56,9 +56,9 @@ def tokenizer_for(name: str):
     return open_clip.get_tokenizer(name)
 
 
-def pretrained_source(backbone: str, tag: str) -> tuple[str | None, str | None]:
-    """Where open_clip gets ``backbone``'s ``tag`` weights: ``(url, sha256)`` for a direct file (OpenAI's URLs
-    carry the file's sha256 as their last directory), ``(None, None)`` for a Hugging Face Hub-only tag."""
+def pretrained_source(backbone: str, tag: str) -> tuple[str | None, str | None, str | None]:
+    """Where open_clip gets ``backbone``'s ``tag`` weights: ``(url, sha256, hf_hub)`` — a direct file (OpenAI's URLs
+    carry the file's sha256 as their last directory) and/or a Hugging Face Hub repository."""
     cfg = open_clip.get_pretrained_cfg(backbone, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(backbone) if backbone in open_clip.list_models() else []
@@ -66,7 +66,7 @@ def pretrained_source(backbone: str, tag: str) -> tuple[str | None, str | None]:
                          + (f"; it has {tags}" if tags else f"; paper backbones: {', '.join(PAPER_BACKBONES)}"))
     url = cfg.get("url") or None
     sha256 = url.rstrip("/").split("/")[-2] if url and "openaipublic" in url else None
-    return url, sha256
+    return url, sha256, cfg.get("hf_hub") or None
 
 
 def _state_dict_of(path: Path) -> dict:
@@ -86,42 +86,63 @@ def fetch_weights(backbone: str, tag: str, out: str | Path, url: str | None = No
     """Download pretrained weights once, verify them and store a local checkpoint for offline runs.
 
     The file comes from ``url`` or the tag's own URL (resumable; OpenAI's are checked against the sha256 in their
-    URL, any other against ``sha256`` when given); a Hub-only tag goes through open_clip's hub download. The result
-    is saved as a plain state dict, loaded once through :func:`build_clip` to check that it fits ``backbone``, and
-    moved into place atomically: ``out`` exists only when it is complete and loads.
+    URL, any other against ``sha256`` when given); when there is none, or it fails, from the tag's Hugging Face Hub
+    copy through open_clip. The result is saved as a plain state dict, loaded once through :func:`build_clip` to
+    check that it fits ``backbone``, and moved into place atomically: ``out`` exists only when it is complete and
+    loads.
     """
-    from ila.data.download import DownloadError, download_file, sha256_of
+    from ila.data.download import DownloadError
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    hf_hub = None
     if url is None:
-        url, tag_sha = pretrained_source(backbone, tag)
+        url, tag_sha, hf_hub = pretrained_source(backbone, tag)
         sha256 = sha256 or tag_sha
     tmp = out.with_name(out.name + ".tmp")
     raw = out.with_name(out.name + ".download")
-    try:
-        if url:
-            download_file(url, raw, retries=retries)
-            digest = sha256_of(raw)
-            if sha256 and not digest.startswith(sha256.lower()):
-                bad = raw.with_name(raw.name + ".corrupt")
-                os.replace(raw, bad)
-                raise DownloadError(f"{url}: sha256 {digest} does not match the expected {sha256}; the file is kept "
-                                    f"as {bad}; rerun to download it again")
-        else:
+    failures = []
+    source = None
+    if url:
+        try:
+            _download_verified(url, raw, sha256, retries)
+            source = url
+        except DownloadError as exc:
+            failures.append(str(exc))
+    if source is None and hf_hub:
+        try:
             torch.save(open_clip.create_model(backbone, pretrained=tag).state_dict(), tmp)
-    except DownloadError as exc:
+            source = f"hf-hub:{hf_hub}"
+        except Exception as exc:  # offline, missing repository, ...: reported with the URL's failure below
+            failures.append(f"the Hugging Face Hub copy ({hf_hub}): {type(exc).__name__}: {exc}")
+    if source is None:
         raise DownloadError(
-            f"{exc}\nWithout internet access here: run\n  ila fetch-weights --backbone {backbone} --tag {tag} --out {out}"
-            f"\non a machine that has it and copy the file to {out}"
-        ) from None
+            "\n".join(failures) + "\nWithout internet access here: run\n  ila fetch-weights --backbone "
+            f"{backbone} --tag {tag} --out {out}\non a machine that has it and copy the file to {out}"
+        )
     try:
-        if url:
+        if source == url:
             torch.save(_state_dict_of(raw), tmp)
         build_clip(backbone, str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"downloaded weights ({url or tag}) do not load into {backbone}: {exc}") from exc
+        raise RuntimeError(f"downloaded weights ({source}) do not load into {backbone}: {exc}") from exc
     os.replace(tmp, out)
     raw.unlink(missing_ok=True)
     return out
+
+
+def _download_verified(url: str, raw: Path, sha256: str | None, retries: int) -> None:
+    """``raw`` holds ``url``'s file, checked against ``sha256`` (a prefix) when given; a verified copy left by an
+    earlier run (e.g. one that failed later, while converting) is reused."""
+    from ila.data.download import DownloadError, download_file, sha256_of
+
+    if raw.is_file() and sha256 and sha256_of(raw).startswith(sha256.lower()):
+        return
+    download_file(url, raw, retries=retries)
+    digest = sha256_of(raw)
+    if sha256 and not digest.startswith(sha256.lower()):
+        bad = raw.with_name(raw.name + ".corrupt")
+        os.replace(raw, bad)
+        raise DownloadError(f"{url}: sha256 {digest} does not match the expected {sha256}; the file is kept as "
+                            f"{bad}; rerun to download it again")

@@ -56,10 +56,10 @@ rule k400_extract:
     conda:
         CONDA_ENV
     shell:
-        # A tarball that does not extract is moved aside by `ila data extract`; dropping the download marker makes
-        # the next run fetch it again (the other parts only get their size checked).
+        # A tarball that does not extract is moved aside by `ila data extract`; dropping the download markers makes
+        # the next run fetch it again (the files already there only get their size checked).
         "ila data extract --dataset kinetics400 --root {params.root} --split {wildcards.split} --workers {threads} "
-        "{params.replacement} > {log} 2>&1 || (rm -f {input.downloaded}; tail -n 5 {log} >&2; exit 1)"
+        "{params.replacement} > {log} 2>&1 || (rm -f {input}; tail -n 5 {log} >&2; exit 1)"
 
 
 rule ssv2_extract:
