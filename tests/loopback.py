@@ -3,6 +3,7 @@ request, and can cut a transfer short (once per file) to stand for a dropped con
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ class LoopbackServer:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.if_range: list[str] = []  # the If-Range headers received
         self.cut_after: dict[str, int] = {}  # path -> bytes to send before dropping the connection (next GET only)
         self.honour_range = True  # False: answer every GET with the whole file (200), as some servers do
         self.send_length = True  # False: no Content-Length (HEAD says nothing; bodies end when the connection closes)
@@ -32,6 +34,8 @@ class LoopbackServer:
 
             def _serve(self, body: bool):
                 server.requests.append((self.command, self.path, self.headers.get("Range")))
+                if self.headers.get("If-Range"):
+                    server.if_range.append(self.headers["If-Range"])
                 path = server.root / self.path.lstrip("/")
                 if not path.is_file():
                     self.send_response(404)
@@ -39,9 +43,12 @@ class LoopbackServer:
                     self.end_headers()
                     return
                 data = path.read_bytes()
+                etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
                 start, status = 0, 200
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if match and server.honour_range:
+                # If-Range: the range only if the client's validator is still the file's, else the whole file.
+                still_same = self.headers.get("If-Range") in (None, etag)
+                if match and server.honour_range and still_same:
                     start = int(match.group(1))
                     if start >= len(data):
                         self.send_response(416)
@@ -52,6 +59,7 @@ class LoopbackServer:
                     status = 206
                 chunk = data[start:]
                 self.send_response(status)
+                self.send_header("ETag", etag)
                 if server.send_length:
                     self.send_header("Content-Length", str(len(chunk)))
                 else:

@@ -59,6 +59,23 @@ def test_interrupted_download_is_kept_partial_and_resumed(served, tmp_path):
     assert dest.read_bytes() == payloads[name]
 
 
+def test_file_changed_on_the_server_between_runs_is_fetched_whole_not_spliced(served, tmp_path):
+    server, payloads = served
+    name = "part_0.tar.gz"
+    dest = tmp_path / "dl" / name
+    dest.parent.mkdir()
+    server.cut_after[f"/{name}"] = 150_000
+    with pytest.raises(DownloadError):
+        download_file(f"{server.url}/{name}", dest, retries=0)
+    new = os.urandom(len(payloads[name]))  # same size, other bytes: a size check alone would accept a splice
+    (server.root / name).write_bytes(new)
+    download_file(f"{server.url}/{name}", dest, retries=0)
+    assert dest.read_bytes() == new
+    # The rerun asked for the rest under the first transfer's ETag; the server, whose file changed, sent it whole.
+    assert server.gets(name)[1].startswith("bytes=") and len(server.if_range) == 1
+    assert not list(dest.parent.glob("*.validator"))
+
+
 def test_dropped_connection_is_retried_within_one_run(served, tmp_path):
     server, payloads = served
     server.cut_after["/part_2.tar.gz"] = 150_000

@@ -4,7 +4,8 @@ Why each piece is there:
 
 * A file is written to ``<name>.part`` and renamed only once its size equals the server's ``Content-Length``, so a
   partial file is never taken for a complete one. An interrupted transfer keeps its ``.part``; the next attempt (a
-  retry, or a rerun after a crash) asks for the rest with an HTTP ``Range`` request.
+  retry, or a rerun after a crash) asks for the rest with an HTTP ``Range`` request, guarded by ``If-Range`` so that
+  a file changed on the server in between is fetched whole instead of spliced.
 * The Kinetics-400 mirror publishes no checksums. The manifest (``manifest.json`` beside the files) records each
   file's size and sha256 when it is first downloaded, so later runs can check that nothing changed on disk
   (``verify="sha256"``) without the network.
@@ -163,6 +164,7 @@ def download_file(
             "rerunning resumes it"
         )
     os.replace(part, dest)
+    _validator_path(part).unlink(missing_ok=True)
     return size
 
 
@@ -171,8 +173,17 @@ class _FinalHTTPError(Exception):
 
 
 def _fetch_into(session, url, part: Path, have: int, size: int | None, timeout, progress, overall) -> int | None:
-    """One GET of the bytes from ``have`` on, appended to ``part``; returns the file's size as now known."""
-    headers = {**HEADERS, "Range": f"bytes={have}-"} if have else HEADERS
+    """One GET of the bytes from ``have`` on, appended to ``part``; returns the file's size as now known.
+
+    A resumed GET carries ``If-Range`` with the validator (ETag, else Last-Modified) the part was started under: if
+    the server's file changed since, it answers with the whole new file instead of splicing new bytes onto old ones.
+    """
+    validator = _validator_path(part)
+    headers = dict(HEADERS)
+    if have:
+        headers["Range"] = f"bytes={have}-"
+        if validator.is_file():
+            headers["If-Range"] = validator.read_text()
     with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
         if response.status_code == 416:
             # Nothing from ``have`` on: the part is complete only if the server's size says so. A part of unknown
@@ -190,15 +201,24 @@ def _fetch_into(session, url, part: Path, have: int, size: int | None, timeout, 
         if resumed:
             size = _total_of(response) or size
         else:
-            if have:  # the server ignored the Range header and sends the whole file
+            if have:  # the server ignored the Range header, or its file changed: it sends the whole file
                 _advance(progress, overall, -have)
             if response.headers.get("Content-Length"):
                 size = int(response.headers["Content-Length"])
+            tag = response.headers.get("ETag") or response.headers.get("Last-Modified")
+            if tag:
+                validator.write_text(tag)
+            else:
+                validator.unlink(missing_ok=True)
         with part.open("ab" if resumed else "wb") as fh:
             for block in response.iter_content(NET_CHUNK):
                 fh.write(block)
                 _advance(progress, overall, len(block))
     return size
+
+
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
 
 
 def _advance(progress: tqdm | None, overall: tqdm | None, n: int) -> None:
