@@ -178,6 +178,34 @@ def test_preprocess_downscales_resumes_and_counts_undecodable(tmp_path):
     assert not list(dst.glob(".*partial*"))
 
 
+def test_preprocess_survives_a_decoder_that_kills_its_process(tmp_path, monkeypatch):
+    """One video whose decoding crashes the process (as a decoder segfault would) is found, retried alone, named;
+    every other video is re-encoded. The pool's workers are forked, so they inherit the patched re-encoder."""
+    import multiprocessing
+
+    import ila.data.preprocess as preprocess
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("needs forked workers to inherit the patch")
+    real = preprocess.reencode
+
+    def crashing(src, dst, settings):
+        if src.name == "crash.mp4":
+            os._exit(1)
+        return real(src, dst, settings)
+
+    monkeypatch.setattr(preprocess, "reencode", crashing)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(5):
+        encode_clip(src / f"ok{i}.mp4", i, size=(96, 64))
+    encode_clip(src / "crash.mp4", 9, size=(96, 64))
+    report = preprocess_videos(src, dst, EncodeSettings(short_side=64), workers=2, progress=False)
+    assert report["encoded_now"] == 5 and list(report["undecodable"]) == ["crash.mp4"]
+    assert "died on it" in report["undecodable"]["crash.mp4"]
+    assert sorted(p.name for p in dst.iterdir()) == [f"ok{i}.mp4" for i in range(5)]
+
+
 @pytest.mark.parametrize("size,short,expected", [((1280, 720), 256, (456, 256)), ((340, 256), 256, (340, 256)),
                                                   ((256, 340), 128, (128, 170)), ((100, 50), 256, (100, 50))])
 def test_target_size_keeps_aspect_and_never_upscales(size, short, expected):

@@ -7,7 +7,7 @@ Why: decoding cost grows with the pixel count, and raw Kinetics-400 is often 720
 * Resumable: an output is written to a temporary name and renamed when complete, so a video present in the output
   directory is done; a rerun does only the rest.
 * Undecodable inputs (truncated, empty, not a video) are skipped, counted and named in ``<dst>.report.json``; they
-  never stop the others.
+  never stop the others, not even one that crashes its decoder process (it is found and retried alone).
 * Frames keep their rate; a source no larger than the target keeps its size (never upscaled).
 """
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -83,13 +85,36 @@ def reencode(src: Path, dst: Path, settings: EncodeSettings) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _job(args: tuple[str, str, EncodeSettings]) -> tuple[str, str | None]:
-    src, dst, settings = args
+def _job(args: tuple[str, str, EncodeSettings, str]) -> tuple[str, str | None]:
+    src, dst, settings, inflight = args
+    name = Path(src).name
+    # While a video is being worked on, its name sits in a file named after this process: if the process dies (a
+    # decoder crash), the file is left behind and names the suspect.
+    marker = Path(inflight) / str(os.getpid())
+    marker.write_text(name)
     try:
         reencode(Path(src), Path(dst), settings)
-        return Path(src).name, None
+        return name, None
     except Exception as exc:  # any failure of one video is that video's, reported with its name
-        return Path(src).name, f"{type(exc).__name__}: {exc}"
+        return name, f"{type(exc).__name__}: {exc}"
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _run(jobs: list, workers: int, failures: dict[str, str], bar: tqdm) -> set[str]:
+    """Run ``jobs`` in a pool; returns the names finished. Stops early (returning what finished) if a worker dies."""
+    finished: set[str] = set()
+    with ProcessPoolExecutor(workers) as pool:
+        try:
+            for future in as_completed([pool.submit(_job, job) for job in jobs]):
+                name, error = future.result()
+                finished.add(name)
+                if error:
+                    failures[name] = error
+                bar.update()
+        except BrokenProcessPool:
+            pass
+    return finished
 
 
 def usable_cores() -> int:
@@ -127,19 +152,32 @@ def preprocess_videos(
     log.info("%s: %d videos, %d already done, %d to re-encode to short side %d with %d workers", src_dir,
              len(sources), len(sources) - len(todo), len(todo), settings.short_side, workers)
     failures: dict[str, str] = {}
+    inflight = dst_dir.with_name(f".{dst_dir.name}.inflight")
+    shutil.rmtree(inflight, ignore_errors=True)
+    inflight.mkdir()
+    pending = [(*job, str(inflight)) for job in todo]
     with tqdm(total=len(todo), unit="video", desc=f"preprocess {src_dir.name}", disable=progress is False) as bar:
-        if workers == 1:
-            results = map(_job, todo)
-            for name, error in results:
-                if error:
-                    failures[name] = error
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for name, error in pool.map(_job, todo, chunksize=8):
-                    if error:
-                        failures[name] = error
+        while pending:
+            finished = _run(pending, workers, failures, bar)
+            pending = [job for job in pending if Path(job[0]).name not in finished]
+            if not pending:
+                break
+            # A worker died and took the pool with it: the videos then in flight are the suspects. Each is retried
+            # alone (a second death names it undecodable); every other video goes back to a full pool.
+            suspects = {marker.read_text() for marker in inflight.iterdir()}
+            if not suspects and not finished:
+                raise RuntimeError(f"the re-encoding processes for {src_dir} die before starting any video "
+                                   "(out of memory?); nothing was lost: rerun to continue")
+            shutil.rmtree(inflight)
+            inflight.mkdir()
+            log.warning("a re-encoding process died (decoder crash?) with %s in flight: retrying them one at a time",
+                        sorted(suspects))
+            for job in [j for j in pending if Path(j[0]).name in suspects]:
+                if not _run([job], 1, failures, bar):
+                    failures[Path(job[0]).name] = "the re-encoding process died on it (decoder crash)"
                     bar.update()
+            pending = [job for job in pending if Path(job[0]).name not in suspects]
+    shutil.rmtree(inflight, ignore_errors=True)
     for name, error in sorted(failures.items()):
         log.warning("skipped %s: %s", src_dir / name, error)
     report = {
