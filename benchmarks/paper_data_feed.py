@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from data_throughput import encode_kinetics_like  # noqa: E402
+
+from ila.data.preprocess import usable_cores  # noqa: E402
 
 
 def _encode(args):
@@ -40,12 +41,12 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=["baseline", "ila"])
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--workers", type=int, default=max(1, usable_cores() - 1))
     p.add_argument("--reader", default="auto")
     p.add_argument("--keep", help="work in this directory (kept) instead of a temporary one")
     args = p.parse_args()
     width, height = (int(v) for v in args.source.split("x"))
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
         raw = root / "videos" / "train"

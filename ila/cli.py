@@ -159,7 +159,7 @@ def _run_emd(args: argparse.Namespace) -> int:
 
     from ila import emd
     from ila.engine.distributed import job_threads
-    from ila.engine.evaluate import write_json
+    from ila.paths import write_json
     from ila.engine.runs import run_dir_of
 
     torch.set_num_threads(job_threads(args.threads))

@@ -1,4 +1,4 @@
-"""The one place that knows where things live.
+"""The one place that knows where things live, and how a file the suite writes is written whole.
 
 Every path the suite writes is derived from the project root: the directory named by ``ILA_ROOT``
 if set, else the current working directory (Snakemake runs jobs from the workflow directory, so the
@@ -7,8 +7,10 @@ two agree in the workflow and in an interactive shell started at the repository 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def project_root() -> Path:
@@ -28,3 +30,13 @@ def resources_dir() -> Path:
 def results_dir() -> Path:
     """Runs, tables and figures."""
     return project_root() / "results"
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    """Written whole or not at all (a temporary file, then a rename): an interrupted job leaves no half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+    return path

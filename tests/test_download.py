@@ -41,15 +41,21 @@ def test_parallel_download_records_size_and_sha256(served, tmp_path):
     assert len(server.gets(".tar.gz")) == before
 
 
+def _interrupted_download(server, name, tmp_path, cut, match=None):
+    """Start fetching ``name`` with the server dropping the connection after ``cut`` bytes and no retries."""
+    dest = tmp_path / "dl" / name
+    dest.parent.mkdir()
+    server.cut_after[f"/{name}"] = cut
+    with pytest.raises(DownloadError, match=match):
+        download_file(f"{server.url}/{name}", dest, retries=0)
+    return dest
+
+
 def test_interrupted_download_is_kept_partial_and_resumed(served, tmp_path):
     server, payloads = served
     name = "part_1.tar.gz"
-    dest = tmp_path / "dl" / name
-    dest.parent.mkdir()
-    server.cut_after[f"/{name}"] = 100_000
     # No retries: the dropped connection ends the run with the partial file kept and never taken for complete.
-    with pytest.raises(DownloadError, match="partial file .*part_1.tar.gz.part is kept"):
-        download_file(f"{server.url}/{name}", dest, retries=0)
+    dest = _interrupted_download(server, name, tmp_path, cut=100_000, match="partial file .*part_1.tar.gz.part is kept")
     assert not dest.exists()
     kept = (dest.parent / f"{name}.part").stat().st_size
     assert 0 < kept <= 100_000
@@ -62,11 +68,7 @@ def test_interrupted_download_is_kept_partial_and_resumed(served, tmp_path):
 def test_file_changed_on_the_server_between_runs_is_fetched_whole_not_spliced(served, tmp_path):
     server, payloads = served
     name = "part_0.tar.gz"
-    dest = tmp_path / "dl" / name
-    dest.parent.mkdir()
-    server.cut_after[f"/{name}"] = 150_000
-    with pytest.raises(DownloadError):
-        download_file(f"{server.url}/{name}", dest, retries=0)
+    dest = _interrupted_download(server, name, tmp_path, cut=150_000)
     new = os.urandom(len(payloads[name]))  # same size, other bytes: a size check alone would accept a splice
     (server.root / name).write_bytes(new)
     download_file(f"{server.url}/{name}", dest, retries=0)

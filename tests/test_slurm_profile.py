@@ -11,12 +11,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_runner import snakemake, workflow_env
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -43,18 +43,6 @@ SNAKEMAKE_RESOURCES = {"mem_mb", "mem", "mem_mib", "disk_mb", "disk", "disk_mib"
 # step whose GPU settings are mixed).
 FORBIDDEN_EXTRA = re.compile(r"--(gres|gpus|gpus-per-\w+|cpus-per-\w+|mem|mem-per-\w+|ntasks[\w-]*|partition|account|"
                              r"time|nodes)\b|(^|\s)-[pAtNnc]\b")
-
-
-def _env(**extra):
-    bindir = os.path.dirname(sys.executable)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
-    return {**env, "PATH": f"{bindir}{os.pathsep}{env.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
-            "OMP_NUM_THREADS": "1", **extra}
-
-
-def _snakemake(*args, cwd, env=None, timeout=300):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args]
-    return subprocess.run(cmd, cwd=cwd, env=env or _env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _profile() -> dict:
@@ -205,7 +193,7 @@ def _sbatch_line(rule: str, job: dict) -> str:
 def test_dry_run_of_the_paper_profile(tmp_path):
     """Table 4, 5 and 9 of the paper profile plan under the SLURM profile, each job with the plugin's resources:
     one GPU per training/evaluation job, as `sbatch --gpus=1` on one node, CPU jobs without GPUs."""
-    res = _snakemake("-n", *UNCAPPED, "results/table4.csv", "results/table5.csv", "results/latency/table9.json",
+    res = snakemake("-n", *UNCAPPED, "results/table4.csv", "results/table5.csv", "results/latency/table9.json",
                      "--profile", str(PROFILE), "--configfile", str(CONFIGS / "paper-k400.yaml"), cwd=tmp_path)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     jobs = _dry_run_jobs(res.stdout + res.stderr)
@@ -232,7 +220,7 @@ def test_eight_gpus_per_job_run_torchrun_in_one_job(tmp_path):
     the first) plans one 8-GPU job per row, on one node, running torchrun with 8 ranks."""
     extra = tmp_path / "8gpu.yaml"
     extra.write_text("gpus_per_job: 8\nrun: {train: {accum_steps: 1}}\n")
-    res = _snakemake("-n", "-p", *UNCAPPED, "results/table4.csv", "--profile", str(PROFILE), "--configfile",
+    res = snakemake("-n", "-p", *UNCAPPED, "results/table4.csv", "--profile", str(PROFILE), "--configfile",
                      str(CONFIGS / "paper-k400.yaml"), str(extra), cwd=tmp_path)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
@@ -331,9 +319,9 @@ def test_submission_through_fake_slurm(tmp_path):
     config["default-resources"]["slurm_account"] = "ila_test"
     (profile / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
-    env = _env(FAKE_SLURM_DIR=str(state), FAKE_SLURM_ACCOUNTS="ila_test")
+    env = workflow_env(FAKE_SLURM_DIR=str(state), FAKE_SLURM_ACCOUNTS="ila_test")
     env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"
-    res = _snakemake("--profile", str(profile), "--configfile", str(CONFIGS / "smoke.yaml"),
+    res = snakemake("--profile", str(profile), "--configfile", str(CONFIGS / "smoke.yaml"),
                      "--config", f"mlflow_uri=sqlite:///{work / 'mlflow.db'}",
                      "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "1",
                      "results/.mlflow/table4.initialized", "results/latency/table9.json", cwd=work, env=env)

@@ -2,26 +2,13 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from workflow_runner import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "workflow" / "config"
-
-
-def _env():
-    bindir = os.path.dirname(sys.executable)
-    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
-            "OMP_NUM_THREADS": "1"}
-
-
-def snakemake(*args, cwd, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args]
-    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("profile", ["default", "paper-k400", "paper-ssv2", "smoke"])

@@ -30,6 +30,8 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
+from ila.paths import write_json
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -82,9 +84,7 @@ class Manifest:
                 self.entries.pop(name, None)
             else:
                 self.entries[name] = entry
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps({"files": dict(sorted(self.entries.items()))}, indent=1) + "\n")
-            os.replace(tmp, self.path)
+            write_json({"files": dict(sorted(self.entries.items()))}, self.path)
 
 
 # Byte-exact transfers: a server may otherwise gzip the body, which breaks both the size check and Range offsets.

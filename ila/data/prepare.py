@@ -25,6 +25,7 @@ from typing import IO, Iterable
 
 from ila.data.annotations import ClassInfo, write_labels, write_video_list
 from ila.data.preprocess import VIDEO_SUFFIXES, output_name, report_path
+from ila.paths import write_json
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def write_prepared(root: Path, classes: list[ClassInfo], lists: dict[str, list[t
             raise DataPrepError(f"{root}: no video of the {split} split was found on disk "
                                 f"({counts[split]['listed']} listed, e.g. {counts[split]['missing_examples'][:3]})")
     report = {"source": source, "classes": len(classes), "splits": counts}
-    (root / "prepare_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_json(report, root / "prepare_report.json")
     write_labels(root / "labels.csv", classes)
     for split, entries in lists.items():
         write_video_list(root / f"{split}.txt", entries)

@@ -13,7 +13,6 @@ Why: decoding cost grows with the pixel count, and raw Kinetics-400 is often 720
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -24,6 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
+
+from ila.paths import write_json
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def preprocess_videos(
         "already_done": len(sources) - len(todo),
         "undecodable": dict(sorted(failures.items())),
     }
-    report_path(dst_dir).write_text(json.dumps(report, indent=1) + "\n")
+    write_json(report, report_path(dst_dir))
     log.info("%s: %d re-encoded now, %d already done, %d undecodable (named in %s)", dst_dir, report["encoded_now"],
              report["already_done"], len(failures), report_path(dst_dir))
     return report

@@ -7,7 +7,6 @@ are the same for any number of processes.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from tqdm import tqdm
 from ila.config import RunConfig, to_dict
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches, resolve_root
 from ila.engine.distributed import DistInfo, all_gather_objects, all_reduce_sum
+from ila.paths import write_json
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +196,6 @@ def write_metrics(metrics: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
     png = run_dir / "confusion_matrix.png"
     plot_confusion(metrics, png)
     return path, png
-
-
-def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    """Written whole or not at all (a temporary file, then a rename): an interrupted job leaves no half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-    return path
 
 
 def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
