@@ -83,7 +83,8 @@ def synthetic_preset(args) -> None:
         print(f"generating the default preset in {args.root} ...")
         generate(PRESETS["default"], args.root)
 
-    print(f"{'reader':8} {'decode only':>14} {'decode+train aug':>18} {'decode+test view':>18}   (clips/s, T={args.frames})")
+    print(f"{'reader':8} {'decode only':>14} {'decode+train aug':>18} {'decode+test view':>18}   "
+          f"(clips/s, T={args.frames})")
     for backend in available_backends():
         cfg = DataConfig(root=args.root, input_size=32, num_frames=args.frames, reader=backend, hflip="remap")
         train = VideoDataset(cfg, "train", seed=0)
@@ -143,7 +144,8 @@ def kinetics_like(args) -> None:
     print(f"\nKinetics-like clips (10 s, 30 fps, H.264 CRF 23), training view {args.frames}x224x224, one core, "
           f"mean of {args.kinetics_clips} clips. 'geometry' = resize, crop and flip only: the workers' share with "
           "data.augment_on: device (colour jitter, grayscale and normalisation then run on the GPU)")
-    print(f"{'reader':8} {'size':>9} {'MB':>5} {'decode ms':>10} {'augment ms':>11} {'total ms':>9} {'clips/s/core':>13} "
+    print(f"{'reader':8} {'size':>9} {'MB':>5} {'decode ms':>10} {'augment ms':>11} {'total ms':>9} "
+          f"{'clips/s/core':>13} "
           f"{'geometry ms':>12} {'clips/s/core (device aug)':>26}")
     with tempfile.TemporaryDirectory() as tmp:
         for width, height in ((340, 256), (1280, 720)):

@@ -159,8 +159,8 @@ def _run_emd(args: argparse.Namespace) -> int:
 
     from ila import emd
     from ila.engine.distributed import job_threads
-    from ila.paths import write_json
     from ila.engine.runs import run_dir_of
+    from ila.paths import write_json
 
     torch.set_num_threads(job_threads(args.threads))
     cfg = _load(args)
@@ -371,7 +371,8 @@ def _user_errors() -> dict[type, str]:
     from ila.models.backbone import MissingWeightsError
 
     return {ConfigError: "config error", AnnotationError: "annotation error", BadDataError: "data error",
-            CheckpointError: "checkpoint error", MissingWeightsError: "missing weights", DownloadError: "download error",
+            CheckpointError: "checkpoint error", MissingWeightsError: "missing weights",
+            DownloadError: "download error",
             DataPrepError: "data preparation error"}
 
 

@@ -97,7 +97,7 @@ def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions |
     for batch in tqdm(iterate_batches(loader), total=len(loader), desc="emd", unit="batch", disable=None):
         with torch.no_grad():
             _, tokens, _ = model.video_vit(batch["video"][:, 0])  # the first deterministic view; [B, T, HW, W]
-        for index, per_video in zip(batch["index"].tolist(), tokens):
+        for index, per_video in zip(batch["index"].tolist(), tokens, strict=False):
             videos.append(index)
             values.append(adjacent_frame_emd(frame_clouds(per_video, options), options))
     seconds = time.perf_counter() - start

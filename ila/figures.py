@@ -70,7 +70,7 @@ def table_plot(csv_path: str | Path, out: str | Path, measure: str = "top1", tit
     paper = [_num(r.get(f"paper_{measure}")) for r in rows]
     if any(p is not None for p in paper):
         twin = ax.twiny()
-        pts = [(p, yy) for p, yy in zip(paper, y) if p is not None]
+        pts = [(p, yy) for p, yy in zip(paper, y, strict=False) if p is not None]
         twin.plot([p for p, _ in pts], [yy for _, yy in pts], "D", color="C3", label="the paper's value")
         twin.set_xlabel(f"paper: {measure}", color="C3")
         twin.tick_params(axis="x", colors="C3")
@@ -264,11 +264,11 @@ def training_curves(runs: dict[str, list[Path]], out: str | Path, uri: str | Non
             if not id_file.is_file():
                 raise FileNotFoundError(f"{id_file}: the run has no MLflow run (tracking was off?)")
             run_id = id_file.read_text().strip()
-            for ax, key in zip(axes[0], keys):
+            for ax, key in zip(axes[0], keys, strict=False):
                 hist = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
                 ax.plot([m.step for m in hist], [m.value for m in hist], color=f"C{k % 10}", lw=0.8, alpha=0.8,
                         label=row if d == dirs[0] else None)
-    for ax, key in zip(axes[0], keys):
+    for ax, key in zip(axes[0], keys, strict=False):
         ax.set_xlabel("step")
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)

@@ -115,7 +115,7 @@ class RankAgreement:
 
 def kendall_tau(ours, paper) -> RankAgreement:
     """Kendall's tau-b between our row order and the paper's (rows where both have a number)."""
-    pairs = [(a, b) for a, b in zip(ours, paper) if a is not None and b is not None]
+    pairs = [(a, b) for a, b in zip(ours, paper, strict=False) if a is not None and b is not None]
     if len(pairs) < 3:
         return RankAgreement(None, None, len(pairs))
     res = stats.kendalltau([a for a, _ in pairs], [b for _, b in pairs])

@@ -30,8 +30,8 @@ def test_every_table_has_a_valid_reference_and_unique_rows():
 def test_every_row_builds_and_trains(table, row_id):
     spec = load_table(table)
     row = spec.row(row_id)
-    cfg = resolve_run_config(row_run_config(MINI_BASE, spec, row, {"ila": {"hidden": 16}, "ila_released": {"hidden": 16}},
-                                            seed=3))
+    small = {"ila": {"hidden": 16}, "ila_released": {"hidden": 16}}
+    cfg = resolve_run_config(row_run_config(MINI_BASE, spec, row, small, seed=3))
     assert cfg.seed == 3 and cfg.tracking.run_name == f"{row_id}-seed3" and cfg.tracking.tags["row"] == row_id
     torch.manual_seed(0)
     model = create_model(cfg.model, ["a", "b", "c"]).train()

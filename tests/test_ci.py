@@ -39,10 +39,11 @@ def test_ci_runs_the_readme_test_line():
 @pytest.mark.slow
 @pytest.mark.parametrize("deps,test_body,want_rc", [
     (BROKEN, "def test_ok():\n    assert 1 + 1 == 2\n", "nonzero"),  # the install fails: must not pass
+    ("", "import os\n\n\ndef test_ok():\n    assert 1 + 1 == 2\n", "nonzero"),  # ruff: unused import
     ("", None, 5),  # no tests collected
     ("", "def test_fails():\n    assert 1 == 2\n", 1),
     ("", "def test_ok():\n    assert 1 + 1 == 2\n", 0),
-], ids=["broken-install", "no-tests", "failing-test", "passing"])  # fmt: skip
+], ids=["broken-install", "lint-finding", "no-tests", "failing-test", "passing"])  # fmt: skip
 def test_ci_script_fails_loudly(tmp_path, deps, test_body, want_rc):
     proj = tmp_path / "proj"
     (proj / ".ci").mkdir(parents=True)
@@ -52,12 +53,13 @@ def test_ci_script_fails_loudly(tmp_path, deps, test_body, want_rc):
     if test_body:
         (proj / "tests" / "test_probe.py").write_text(test_body)
     # The probe project has no test extra: pytest comes from the environment running this suite.
-    env = {**os.environ, "ILA_CI_SKIP_APT": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "ILA_CI_SKIP_APT": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     res = subprocess.run(["bash", ".ci/run"], cwd=proj, env=env, capture_output=True, text=True, timeout=300)
     out = res.stdout + res.stderr
     if want_rc == "nonzero":
         assert res.returncode != 0, out[-3000:]
-        assert "test_probe" not in out  # pytest never ran
+        assert "test session starts" not in out  # pytest never ran
     else:
         assert res.returncode == want_rc, out[-3000:]
     assert ("ci: passed" in out) == (want_rc == 0), out[-3000:]

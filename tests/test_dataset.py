@@ -34,7 +34,7 @@ def test_loader_batches_do_not_depend_on_worker_count(data_cfg):
 
     zero, two = batches(0), batches(2)
     assert len(zero) == len(two) == 90 // 4
-    for (ia, va), (ib, vb) in zip(zero, two):
+    for (ia, va), (ib, vb) in zip(zero, two, strict=False):
         assert torch.equal(ia, ib)
         torch.testing.assert_close(va, vb, rtol=0, atol=0)
 
@@ -76,11 +76,11 @@ def test_hflip_off_never_flips(data_cfg):
     off_ds, off = items("off", 1.0)
     _, unflipped = items("remap", 0.0)
     _, flipped = items("remap", 1.0)
-    for a, b, c in zip(off, unflipped, flipped):
+    for a, b, c in zip(off, unflipped, flipped, strict=False):
         torch.testing.assert_close(a["video"], b["video"], rtol=0, atol=0)
         assert not torch.equal(a["video"], c["video"])
         assert a["label"] == b["label"] == off_ds.records[a["index"]].label
-    assert any(a["label"] != c["label"] for a, c in zip(off, flipped))  # direction classes were remapped
+    assert any(a["label"] != c["label"] for a, c in zip(off, flipped, strict=False))  # direction classes were remapped
 
 
 def test_flip_without_remap_is_refused_for_direction_classes(data_cfg):

@@ -5,9 +5,9 @@ import json
 import os
 
 import pytest
+from loopback import LoopbackServer
 
 from ila.data.download import DownloadError, RemoteFile, download_file, fetch_all
-from loopback import LoopbackServer
 
 
 @pytest.fixture

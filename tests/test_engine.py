@@ -64,7 +64,7 @@ def test_per_video_outcomes_add_up_to_the_metrics(trained):
     pv = json.loads((out / "metrics.json").read_text())["per_video"]
     n = len(pv["video"])
     assert n == metrics["num_videos"] == len(set(pv["video"])) and all(not v.startswith("/") for v in pv["video"])
-    assert sum(p == y for p, y in zip(pv["pred"], pv["label"])) / n == pytest.approx(metrics["top1"])
+    assert sum(p == y for p, y in zip(pv["pred"], pv["label"], strict=False)) / n == pytest.approx(metrics["top1"])
     assert sum(pv["top5_hit"]) / n == pytest.approx(metrics["top5"])
     twins = [h for h in pv["twin_hit"] if h >= 0]
     assert twins and sum(twins) / len(twins) == pytest.approx(metrics["twin_order_accuracy"])

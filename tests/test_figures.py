@@ -17,7 +17,7 @@ def test_a_box_is_the_masks_full_weight_region(grid, patch):
     masks = interactive_masks(points, grid)  # [N, H, W]
     h, w = grid
     cy, cx = np.meshgrid((np.arange(h) + 0.5) * patch, (np.arange(w) + 0.5) * patch, indexing="ij")
-    for p, m in zip(points.tolist(), masks.numpy()):
+    for p, m in zip(points.tolist(), masks.numpy(), strict=False):
         x0, y0, x1, y1 = figures.point_box(tuple(p), grid, patch)
         inside = (cx >= x0 - 1e-6) & (cx <= x1 + 1e-6) & (cy >= y0 - 1e-6) & (cy <= y1 + 1e-6)
         assert np.array_equal(inside, m >= 1 - 1e-6), (p, m)

@@ -25,7 +25,7 @@ def _video(b=2, t=4, seed=1):
 
 
 ILA_OPTIONS = [
-    dict(zip(("strategy", "operator", "mi_token"), combo))
+    dict(zip(("strategy", "operator", "mi_token"), combo, strict=False))
     for combo in itertools.product(("adjacent", "first", "middle"), ("conv2d", "window_attention"),
                                    ("pool_concat", "add", "concat_all"))
 ]  # fmt: skip
@@ -262,7 +262,7 @@ def test_local_weights_load_without_network_and_missing_file_explains(tmp_path):
     path = tmp_path / "mini.pt"
     torch.save(src.state_dict(), path)
     loaded = build_clip("ILA-mini-32", str(path))
-    for (n, a), (_, b) in zip(src.state_dict().items(), loaded.state_dict().items()):
+    for (n, a), (_, b) in zip(src.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), n
     with pytest.raises(MissingWeightsError, match="Fetch them"):
         build_clip("ViT-B-32", str(tmp_path / "nope" / "vit_b_32.pt"))

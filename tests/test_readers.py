@@ -8,7 +8,8 @@ BACKENDS = ["decord", "pyav"]
 
 
 def _videos(root, n=6):
-    return [r.path for r in read_video_list(root / "val.txt", len(read_labels(root / "labels.csv")))][:: max(1, 36 // n)][:n]
+    records = read_video_list(root / "val.txt", len(read_labels(root / "labels.csv")))
+    return [r.path for r in records][:: max(1, 36 // n)][:n]
 
 
 @pytest.mark.skipif("decord" not in available_backends(), reason="decord is not installed on this platform")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback import LoopbackServer
+from mini_datasets import build_mini_k400, build_mini_ssv2, encode_clip
+from workflow_runner import snakemake
 
 from ila.data.annotations import read_labels, read_video_list
 from ila.data.preprocess import EncodeSettings, preprocess_videos, report_path, target_size
 from ila.data.readers import available_backends, open_video
-from loopback import LoopbackServer
-from mini_datasets import build_mini_k400, build_mini_ssv2, encode_clip
-from workflow_runner import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "workflow" / "config"
@@ -41,7 +41,8 @@ def test_k400_workflow_downloads_extracts_reencodes_and_lists(mini_k400, tmp_pat
     work = tmp_path / "work"
     work.mkdir()
     overlay = _overlay(tmp_path, root="data/k400", base_url=server.url, short_side=64, download_jobs=2)
-    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"),
+                    overlay, cwd=work)
     assert res.returncode == 0, res.stderr[-4000:]
     root = work / "data" / "k400"
     for rule in ("k400_download", "k400_extract", "preprocess_videos", "dataset_lists"):
@@ -81,7 +82,8 @@ def test_k400_workflow_downloads_extracts_reencodes_and_lists(mini_k400, tmp_pat
 
     # A second run has nothing to do and fetches nothing.
     before = len(server.requests)
-    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"),
+                    overlay, cwd=work)
     assert res.returncode == 0 and "Nothing to be done" in res.stderr + res.stdout
     assert len(server.requests) == before
 
@@ -95,7 +97,8 @@ def test_k400_corrupt_part_is_named_moved_aside_and_fetched_again(mini_k400, tmp
     good = part.read_bytes()
     part.write_bytes(good[: len(good) // 2])  # the server's copy is damaged: a valid transfer of a bad file
     overlay = _overlay(tmp_path, root="data/k400", base_url=server.url, download_jobs=2)
-    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"),
+                    overlay, cwd=work)
     assert res.returncode != 0
     log = (work / "results" / "logs" / "data" / "k400-extract-train.log").read_text()
     assert "1 of 2 train tarball(s) do not extract" in log and "part_1.tar.gz.corrupt" in log
@@ -105,7 +108,8 @@ def test_k400_corrupt_part_is_named_moved_aside_and_fetched_again(mini_k400, tmp
     assert (work / "data" / "k400" / "videos" / ".train-parts" / "part_0.tar.gz.done").exists()  # kept
 
     part.write_bytes(good)  # the mirror is fixed: the rerun fetches only that part and finishes
-    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"), overlay, cwd=work)
+    res = snakemake("--cores", "2", "data/k400/train.txt", "--configfile", str(CONFIGS / "paper-k400.yaml"),
+                    overlay, cwd=work)
     assert res.returncode == 0, res.stderr[-4000:]
     assert server.gets("train/part_0.tar.gz") == [None] and len(server.gets("train/part_1.tar.gz")) == 2
     listed = read_video_list(work / "data" / "k400" / "train.txt", len(expected["labels"]))
@@ -118,7 +122,8 @@ def test_ssv2_from_the_users_files(tmp_path):
     work.mkdir()
     overlay = _overlay(tmp_path, root="data/ssv2")
     # Without the files: fails at once, saying what to download from where and where to put it.
-    res = snakemake("--cores", "2", "data/ssv2/train.txt", "--configfile", str(CONFIGS / "paper-ssv2.yaml"), overlay, cwd=work)
+    res = snakemake("--cores", "2", "data/ssv2/train.txt", "--configfile", str(CONFIGS / "paper-ssv2.yaml"),
+                    overlay, cwd=work)
     out = res.stderr + res.stdout
     assert res.returncode != 0
     assert "qualcomm.com/developer/software/something-something-v-2-dataset" in out
@@ -126,7 +131,8 @@ def test_ssv2_from_the_users_files(tmp_path):
         "\n", "")
 
     expected = build_mini_ssv2(work / "data" / "ssv2" / "downloads", tmp_path / "clips")
-    res = snakemake("--cores", "2", "data/ssv2/train.txt", "--configfile", str(CONFIGS / "paper-ssv2.yaml"), overlay, cwd=work)
+    res = snakemake("--cores", "2", "data/ssv2/train.txt", "--configfile", str(CONFIGS / "paper-ssv2.yaml"),
+                    overlay, cwd=work)
     assert res.returncode == 0, res.stderr[-4000:]
     root = work / "data" / "ssv2"
     classes = read_labels(root / "labels.csv")

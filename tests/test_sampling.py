@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ila.data.sampling import eval_indices
-from ila.data.sampling import train_indices
+from ila.data.sampling import eval_indices, train_indices
 
 
 def _g(seed=0):

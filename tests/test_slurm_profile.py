@@ -54,7 +54,7 @@ def _workflow_rules() -> dict[str, str]:
     rules = {}
     for path in RULE_FILES:
         parts = re.split(r"^[ \t]*rule[ \t]+(\w+)[ \t]*:", path.read_text(), flags=re.M)
-        rules.update(zip(parts[1::2], parts[2::2]))
+        rules.update(zip(parts[1::2], parts[2::2], strict=False))
     return rules
 
 
@@ -334,7 +334,7 @@ def test_submission_through_fake_slurm(tmp_path):
     sbatch = {re.search(r"--comment (rule_\w+?)(_wildcards|$)", " ".join(c["args"])).group(1): c["args"]
               for c in calls if c["cmd"] == "sbatch"}
     assert set(sbatch) == {"rule_mlflow_init", "rule_latency"}, sbatch.keys()
-    for rule, args in sbatch.items():
+    for _rule, args in sbatch.items():
         line = " ".join(a for a in args if not a.startswith("--wrap="))
         assert "-A ila_test" in line and re.search(r" -t \d+", line) and re.search(r" --mem \d+", line), line
         assert "--parsable" in line and "--gres" not in line and "--ntasks-per-gpu" not in line, line

@@ -1,4 +1,5 @@
-"""The table writer (ila.tables) on runs with known outcomes: shared rows, the primary measure, latency, paper columns."""
+"""The table writer (ila.tables) on runs with known outcomes: shared rows, the primary measure, latency, paper
+columns."""
 
 import csv
 import json
@@ -20,7 +21,7 @@ def _metrics(rng, labels, p_correct):
     correct = rng.random(n) < p_correct
     pred = np.where(correct, labels, (labels + 1) % len(CLASSES))
     top5 = np.ones(n, dtype=int)
-    twin = np.array([int(c) if y in TWIN else -1 for y, c in zip(labels, correct)])
+    twin = np.array([int(c) if y in TWIN else -1 for y, c in zip(labels, correct, strict=False)])
     group = np.array([GROUPS[CLASSES[y]] for y in labels])
     m = {
         "top1": float(correct.mean()), "top5": 1.0,

@@ -27,7 +27,7 @@ def test_sixteen_concurrent_jobs_into_a_fresh_store(tiny_dataset, tmp_path):
         procs.append(subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True))
     outputs = [p.communicate(timeout=600)[0] for p in procs]
-    failed = [(i, out[-2000:]) for i, (p, out) in enumerate(zip(procs, outputs)) if p.returncode != 0]
+    failed = [(i, out[-2000:]) for i, (p, out) in enumerate(zip(procs, outputs, strict=False)) if p.returncode != 0]
     assert not failed, failed[0]
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("concurrent")

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 import torch
+from loopback import LoopbackServer
 
 from ila.data.download import DownloadError
 from ila.models.backbone import MissingWeightsError, build_clip, fetch_weights, pretrained_source
-from loopback import LoopbackServer
 
 
 @pytest.mark.parametrize("backbone,file", [
@@ -63,7 +63,8 @@ def test_fetch_verifies_loads_and_stores_a_state_dict(weights_server, tmp_path):
     out = fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "mini.pt", url=f"{server.url}/mini.pt",
                         sha256=digest[:16])
     loaded = build_clip("ILA-mini-32", str(out))
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    pairs = zip(loaded.state_dict().values(), model.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     assert sorted(p.name for p in out.parent.iterdir()) == ["mini.pt"]  # no download left-overs
 
 
@@ -88,7 +89,8 @@ def test_openai_torchscript_archive_is_converted_to_a_state_dict(weights_server,
     server, model, served = weights_server
     with pytest.raises(RuntimeError, match="TorchScript"):
         torch.load(served / "openai-format.pt", weights_only=True)
-    out = fetch_weights("ILA-mini-32", "openai", tmp_path / "w" / "mini-openai.pt", url=f"{server.url}/openai-format.pt")
+    out = fetch_weights("ILA-mini-32", "openai", tmp_path / "w" / "mini-openai.pt",
+                        url=f"{server.url}/openai-format.pt")
     stored = torch.load(out, weights_only=True)
     for key, ref in model.state_dict().items():
         assert torch.equal(stored[key], ref) or torch.equal(stored[key], ref.half().float()), key

@@ -61,7 +61,7 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
             twin_hit[has] = (probs[idx, labels[has]] > probs[idx, t[has]]).long()
             twin_hits += twin_hit[has].sum()
             twin_total += has.sum()
-        outcomes += zip(batch["index"].tolist(), pred.tolist(), hit5.long().tolist(), twin_hit.tolist())
+        outcomes += zip(batch["index"].tolist(), pred.tolist(), hit5.long().tolist(), twin_hit.tolist(), strict=False)
         bar.update()
     bar.close()
     for t in (confusion, top5, twin_hits, twin_total):
@@ -160,14 +160,16 @@ def summarise(confusion, top5, twin_hits, twin_total, classes, skipped, num_list
     n = int(confusion.sum())
     correct = confusion.diag()
     per_class_total = confusion.sum(1)
-    per_class = [float(correct[i] / per_class_total[i]) if per_class_total[i] > 0 else None for i in range(len(classes))]
+    per_class = [float(correct[i] / per_class_total[i]) if per_class_total[i] > 0 else None
+                 for i in range(len(classes))]
     metrics: dict[str, Any] = {
         "num_videos": n,
         "num_listed": num_listed,
         "num_skipped": len(skipped),
         "top1": float(correct.sum() / max(n, 1)),
         "top5": int(top5.sum()) / max(n, 1),
-        "mean_class_top1": float(sum(p for p in per_class if p is not None) / max(1, sum(p is not None for p in per_class))),
+        "mean_class_top1": float(sum(p for p in per_class if p is not None)
+                                 / max(1, sum(p is not None for p in per_class))),
     }
     groups = sorted({cl.group for cl in classes if cl.group})
     for g in groups:

@@ -7,7 +7,8 @@ any field. Every ablation row resolves to a variant plus overrides, and the test
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -27,8 +27,8 @@ def self_attention(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor
 class VideoViT(nn.Module):
     """Runs an open_clip ``VisionTransformer`` on ``[B, T, 3, H, W]`` with temporal operators in chosen blocks."""
 
-    def __init__(self, visual: nn.Module, num_frames: int, operator: str | None, options: dict, blocks: list[int] | None,
-                 time_embed: bool = False):
+    def __init__(self, visual: nn.Module, num_frames: int, operator: str | None, options: dict,
+                 blocks: list[int] | None, time_embed: bool = False):
         super().__init__()
         self.visual = visual
         self.num_frames = num_frames

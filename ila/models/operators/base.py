@@ -15,8 +15,8 @@ Operators are registered by name and built from declarative options; the block w
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -63,7 +63,7 @@ def interactive_masks(points: torch.Tensor, grid: tuple[int, int], jitter: float
     return my.unsqueeze(-1) * mx.unsqueeze(-2)
 
 
-def predict_pair_masks(align: "AlignmentModule", first: torch.Tensor, second: torch.Tensor, grid: tuple[int, int],
+def predict_pair_masks(align: AlignmentModule, first: torch.Tensor, second: torch.Tensor, grid: tuple[int, int],
                        jitter: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Both frames' interactive points and masks for a batch of pairs, in one alignment call and one mask call.
 
@@ -106,7 +106,7 @@ class WindowAttentionInteraction(nn.Module):
         x = F.pad(x, (0, 0, 0, pw, 0, ph))
         hp, wp, c = h + ph, w + pw, x.shape[-1]
         win = x.reshape(n, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
-        for ln1, attn, ln2, mlp in zip(self.norms1, self.attns, self.norms2, self.mlps):
+        for ln1, attn, ln2, mlp in zip(self.norms1, self.attns, self.norms2, self.mlps, strict=False):
             y = ln1(win)
             win = win + attn(y, y, y, need_weights=False)[0]
             win = win + mlp(ln2(win))
@@ -259,7 +259,7 @@ class ILAOperator(TemporalOperator):
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         cls, patches = split_frames(x, num_frames)
         bt, n, d = x.shape
-        b, hw = bt // num_frames, n - 1
+        _b, hw = bt // num_frames, n - 1
         first, second = patches.index_select(1, self.pair_first), patches.index_select(1, self.pair_second)
         _, masks, _ = predict_pair_masks(self.align, first, second, self.grid, self.jitter if self.training else 0.0)
         # Pooled aligned features (Eq. 7 summed over positions) as one batched product per side: the masked token

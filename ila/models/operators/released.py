@@ -47,7 +47,7 @@ class ReleasedILAOperator(TemporalOperator):
         msg = self.message_ln(self.message_fc(x))
         cls, patches = split_frames(msg, t)  # [B, T, 1, D], [B, T, HW, D]
         first, second = patches[:, :-1], patches[:, 1:]
-        p, hw = t - 1, n - 1
+        p, _hw = t - 1, n - 1
         _, masks, inter = predict_pair_masks(self.align, first, second, self.grid,
                                              self.jitter if self.training else 0.0)
         # Interaction features: the earlier frame's half and the later frame's half of each pair.
