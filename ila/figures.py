@@ -200,8 +200,10 @@ def figure5(model, clips: torch.Tensor, frames_rgb: np.ndarray, blocks: list[int
             if f > 0:
                 marks.append((pts[f - 1, 2:], "--"))
             for (x, y), style in marks:
+                # point_box is in continuous pixel coordinates (pixel i spans [i, i + 1]); imshow centres pixel i
+                # at i, so the whole box shifts by half a pixel (its size stays the flat region's).
                 x0, y0, x1, y1 = point_box((float(x), float(y)), grid, patch)
-                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, lw=1.2,
+                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.2,
                                        ls=style, ec="yellow" if style == "-" else "cyan"))
     fig.suptitle(title, fontsize=9)
     return save(fig, out)
