@@ -1,19 +1,97 @@
 """Every ablation file and every row in it: loads, resolves to a valid run config, and builds a model that trains
-(one forward/backward on the mini-CLIP), as timm tests every registered model."""
+(one forward/backward on the mini-CLIP) and that has the row's settings, as timm tests every registered model."""
 
+import inspect
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from ila.ablations import ABLATIONS_DIR, AblationError, load_table, row_run_config
-from ila.config import resolve_run_config
-from ila.models import create_model
+from ila.ablations import ABLATIONS_DIR, AblationError, deep_merge, load_table, row_run_config
+from ila.config import ModelConfig, resolve_run_config
+from ila.models import create_model, resolve_model_config
+from ila.models.operators.ila import ILAOperator, WindowAttentionInteraction
+from ila.models.video_clip import MultiframeIntegration, VideoSpecificPrompt
 
 TABLES = sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
 ROWS = [(t, r.id) for t in TABLES for r in load_table(t).available_rows()]
 MINI_BASE = {"model": {"backbone": "ILA-mini-32", "num_frames": 4, "head": "linear"}}
+SMALL_OPERATORS = {"ila": {"hidden": 16}, "ila_released": {"hidden": 16}}
+ILA_DEFAULTS = {k: v.default for k, v in inspect.signature(ILAOperator.__init__).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+
+
+def row_asks_for(row) -> dict:
+    """The model a row asks for, from the ablation file itself: the row's own `model:` (and `overrides: model:`) over
+    its variant's registered defaults and the tests' base (mini backbone, linear head unless the row sets one); not
+    through row_run_config, so a setting that it or the config resolution dropped is still expected."""
+    variant = resolve_model_config({"variant": row.variant})
+    own = deep_merge(row.model, row.overrides.get("model", {}))
+    base = MINI_BASE["model"]
+    want = {f.name: own.get(f.name, base.get(f.name, getattr(variant, f.name))) for f in fields(ModelConfig)}
+    want["operator_args"] = {**variant.operator_args, **own.get("operator_args", {})}
+    return want
+
+
+def adjacent_or_anchor_pairs(strategy: str, t: int) -> list[tuple[int, int]]:
+    """The frame pairs the paper's strategies align (§3.2, Table 6): (t, t+1), or every other frame with the first
+    or the middle frame."""
+    if strategy == "adjacent":
+        return [(i, i + 1) for i in range(t - 1)]
+    anchor = {"first": 0, "middle": t // 2}[strategy]
+    return [(i, anchor) for i in range(t) if i != anchor]
+
+
+def check_row_reaches_model(row, cfg, model) -> None:
+    """The row's distinguishing settings in the built model (and, for the loss weight, in the run config the trainer
+    reads): operator and its blocks, ILA's strategy, MI token, alignment operator and loss features, time embedding,
+    head, prompt generator, MIT, frozen towers, alignment-loss weight."""
+    want = row_asks_for(row)
+    vit = model.video_vit
+    depth = len(vit.visual.transformer.resblocks)
+    t = want["num_frames"]
+    assert vit.num_frames == t
+    if want["operator"] is None:
+        assert len(vit.operators) == 0, f"{row.id}: operators {list(vit.operators)} in a model without one"
+    else:
+        if want["block_group"] is not None:
+            k, n = want["block_group"]
+            blocks = list(range((k - 1) * depth // n, k * depth // n))
+        else:
+            blocks = list(range(depth)) if want["blocks"] is None else sorted(want["blocks"])
+        assert sorted(int(i) for i in vit.operators) == blocks, (row.id, list(vit.operators), blocks)
+        assert {op.registry_name for op in vit.operators.values()} == {want["operator"]}
+    if want["operator"] == "ila":
+        args = {**ILA_DEFAULTS, **SMALL_OPERATORS["ila"], **want["operator_args"]}
+        x = torch.randn(2 * t, 1 + vit.grid[0] * vit.grid[1], vit.visual.transformer.width)
+        for op in vit.operators.values():
+            pairs = list(zip(op.pair_first.tolist(), op.pair_second.tolist(), strict=True))
+            assert pairs == adjacent_or_anchor_pairs(args["strategy"], t), (row.id, pairs)
+            # The MI token's form, by what the operator returns: one token, none (added in place), or every token.
+            with torch.no_grad():
+                out = op.eval()(x, t)
+            extra = None if out.extra is None else out.extra.shape[1]
+            assert (op.mi_token, extra) == (args["mi_token"], {"pool_concat": 1, "add": None,
+                                                              "concat_all": x.shape[1] - 1}[args["mi_token"]])
+            assert torch.equal(out.x, x) != (args["mi_token"] == "add")
+            window = any(isinstance(m, WindowAttentionInteraction) for m in op.align.modules())
+            assert window == (args["operator"] == "window_attention"), row.id
+            assert op.align_features == args["align_features"], row.id
+    assert (vit.time_embed is not None) == bool(want["time_embed"]), row.id
+    if vit.time_embed is not None:
+        assert tuple(vit.time_embed.shape) == (t, vit.visual.transformer.width)
+    assert isinstance(model.mit, MultiframeIntegration) == bool(want["mit"]) and (model.mit is None) != want["mit"]
+    assert model.head_type == want["head"] and (model.classifier is not None) == (want["head"] == "linear"), row.id
+    if model.classifier is not None:
+        assert model.classifier.out_features == len(model.class_names)
+    prompt = want["head"] == "text" and want["prompt_generator"]
+    assert isinstance(model.prompt, VideoSpecificPrompt) == prompt and (model.prompt is None) != prompt, row.id
+    visual = [p.requires_grad for p in model.clip.visual.parameters()]
+    assert visual and all(r != want["freeze_visual"] for r in visual), row.id
+    # The loss weight is the trainer's (ila.engine.train: ce + align_loss_weight * aux_loss), read from the run config.
+    assert cfg.model.align_loss_weight == want["align_loss_weight"], row.id
 
 
 def test_every_table_has_a_valid_reference_and_unique_rows():
@@ -30,8 +108,7 @@ def test_every_table_has_a_valid_reference_and_unique_rows():
 def test_every_row_builds_and_trains(table, row_id):
     spec = load_table(table)
     row = spec.row(row_id)
-    small = {"ila": {"hidden": 16}, "ila_released": {"hidden": 16}}
-    cfg = resolve_run_config(row_run_config(MINI_BASE, spec, row, small, seed=3))
+    cfg = resolve_run_config(row_run_config(MINI_BASE, spec, row, SMALL_OPERATORS, seed=3))
     assert cfg.seed == 3 and cfg.tracking.run_name == f"{row_id}-seed3" and cfg.tracking.tags["row"] == row_id
     torch.manual_seed(0)
     model = create_model(cfg.model, ["a", "b", "c"]).train()
@@ -40,6 +117,31 @@ def test_every_row_builds_and_trains(table, row_id):
     loss.backward()
     assert torch.isfinite(loss)
     assert any(p.grad is not None for p in model.param_groups()["new"])
+    check_row_reaches_model(row, cfg, model)
+    # The representation the head sees: MIT over the frames, or their mean (Eq. 8).
+    with torch.no_grad():
+        out = model.eval()(torch.randn(2, 4, 3, 32, 32))
+        rep = model.mit(out.frames) if cfg.model.mit else out.frames.mean(1)
+    assert torch.allclose(out.video, rep, atol=1e-6)
+    if cfg.model.operator in ("ila", "ila_released"):
+        assert out.aux_loss > 0  # so that the loss weight changes the training loss
+
+
+DISTINGUISHED = [(t, r) for t, r in ROWS if not load_table(t).row(r).shared_from]
+
+
+@pytest.mark.parametrize("table,row_id", DISTINGUISHED, ids=[f"{t}-{r}" for t, r in DISTINGUISHED])
+def test_a_row_whose_settings_are_lost_fails_the_check(table, row_id):
+    """The check above is not vacuous: the row built without its own settings (its `model:` reduced to the variant,
+    or, for a row that is only a variant, another variant) fails it."""
+    spec = load_table(table)
+    row = spec.row(row_id)
+    own = {k: v for k, v in row.model.items() if k != "variant"}
+    lost = {"variant": row.variant} if own else {"variant": "ila" if row.variant != "ila" else "baseline"}
+    cfg = resolve_run_config(row_run_config(MINI_BASE, spec, type(row)(row.id, row.name, lost), SMALL_OPERATORS))
+    model = create_model(cfg.model, ["a", "b", "c"])
+    with pytest.raises(AssertionError):
+        check_row_reaches_model(row, cfg, model)
 
 
 def test_shared_rows_are_the_source_tables_runs():
