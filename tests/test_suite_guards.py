@@ -28,3 +28,28 @@ def test_plain_helpers_and_fixtures_are_fine(tmp_path):
                                 "def test_n(n, thing):\n    assert helper(n) < thing\n")
     assert res.returncode == 0, res.stdout
     assert "2 passed" in res.stdout
+
+
+def test_markers_are_strict_and_every_marker_used_is_declared(tmp_path):
+    """pyproject.toml runs pytest with --strict-markers: a misspelt marker (which would otherwise select or skip
+    nothing, silently) fails collection; and every marker the suite uses is declared there or is pytest's own."""
+    import re
+
+    repo = HERE.parent
+    text = (repo / "pyproject.toml").read_text()  # (tomllib is Python 3.11+; the project supports 3.10)
+    section = text[text.index("[tool.pytest.ini_options]"):]
+    assert "--strict-markers" in re.search(r'^addopts = "(.*)"$', section, flags=re.M).group(1).split()
+    block = re.search(r"^markers = \[(.*?)^\]", section, flags=re.M | re.S).group(1)
+    declared = set(re.findall(r'^\s+"(\w+):', block, flags=re.M))
+    builtin = {"parametrize", "skip", "skipif", "xfail", "usefixtures", "filterwarnings"}
+    used = {m for p in HERE.glob("*.py") for m in re.findall(r"pytest\.mark\.(\w+)", p.read_text())}
+    assert used - builtin <= declared, f"undeclared markers: {sorted(used - builtin - declared)}"
+    assert {"slow", "gpu"} <= used
+    shutil.copy(HERE / "conftest.py", tmp_path / "conftest.py")
+    typo = "slwo"  # (not spelt out after `pytest.mark.` here, or the scan above would find it)
+    (tmp_path / "test_probe.py").write_text(f"import pytest\n\n@pytest.mark.{typo}\ndef test_a():\n    pass\n\n"
+                                            "@pytest.mark.slow\ndef test_b():\n    pass\n")
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+                          str(repo / "pyproject.toml"), "--rootdir", str(tmp_path), str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "'slwo' not found in `markers` configuration option" in res.stdout, res.stdout
