@@ -79,15 +79,25 @@ def test_overwritten_block_is_detected(tmp_path, where):
 
 
 class Payload:
+    """Unpickling this calls ``os.mkdir(marker)``: the directory existing afterwards means the payload ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (print, ("this ran while loading",))
+        return (os.mkdir, (self.marker,))
 
 
 def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"model": {}, "extra": Payload()}, path)
+    marker = tmp_path / "payload-ran"
+    torch.save({"model": {}, "extra": Payload(marker)}, path)
     with pytest.raises(CheckpointError, match=rf"{path}: refused: the file holds Python objects"):
         ckpt.load(path)
+    assert not marker.exists(), "the payload ran while the checkpoint was being refused"
+    # The same file through an unrestricted unpickler does run it: the check above can fail.
+    torch.load(path, weights_only=False)
+    assert marker.is_dir()
 
 
 def _train_args(tiny_dataset, out, steps=4):
