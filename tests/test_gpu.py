@@ -1,7 +1,9 @@
 """GPU checks (marked ``gpu``: they run where CUDA is present and skip elsewhere; see tests/conftest.py).
 
 A few real training steps of every registered variant under bf16 autocast on the GPU, then the evaluation: the
-trainer's own path (setup picks CUDA, precision 'auto' means bf16 there), on the tiny synthetic preset.
+trainer's own path (setup picks CUDA, precision 'auto' means bf16 there), on the tiny synthetic preset. Forward hooks
+on the model the trainer builds record, for every training forward, whether autocast was on, at which dtype, and the
+dtype the model's Linear layers actually computed in.
 """
 
 import math
@@ -9,6 +11,7 @@ import math
 import pytest
 import torch
 
+import ila.engine.train as train_module
 from ila.config import load_run_config
 from ila.engine import checkpoint as ckpt
 from ila.engine.train import train
@@ -18,8 +21,32 @@ pytestmark = pytest.mark.gpu
 
 
 @pytest.mark.parametrize("variant", list_variants())
-def test_bf16_training_steps_on_cuda(variant, tiny_dataset, tmp_path):
+def test_bf16_training_steps_on_cuda(variant, tiny_dataset, tmp_path, monkeypatch):
     out = tmp_path / variant
+    seen = {"forwards": 0, "linear": set()}
+    real_create_model = train_module.create_model
+
+    def create_model_with_hooks(*args, **kwargs):
+        model = real_create_model(*args, **kwargs)
+
+        def on_forward(module, inputs, output):
+            if module.training:
+                seen["forwards"] += 1
+                seen.setdefault("video", set()).add(inputs[0].device.type)
+
+        def on_linear(module, inputs, output):
+            if module.training:  # training steps only (the evaluation after them is not asked about)
+                seen["linear"].add((output.dtype, torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"),
+                                    output.device.type))
+
+        model.register_forward_hook(on_forward)
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        assert linears, "no Linear layer to observe"
+        for m in linears:
+            m.register_forward_hook(on_linear)
+        return model
+
+    monkeypatch.setattr(train_module, "create_model", create_model_with_hooks)
     cfg = load_run_config(None, [
         f"data.root={tiny_dataset}", "data.input_size=32", "data.hflip=remap", "data.batch_size=8",
         f"model.variant={variant}", "model.backbone=ILA-mini-32", "model.head=linear", "train.steps=3",
@@ -28,6 +55,9 @@ def test_bf16_training_steps_on_cuda(variant, tiny_dataset, tmp_path):
     torch.cuda.reset_peak_memory_stats()
     metrics = train(cfg)
     assert torch.cuda.max_memory_allocated() > 0  # the work ran on the GPU
+    # Three training forwards (one per step, accum_steps 1), on CUDA, every Linear computed in bf16 under autocast.
+    assert seen["forwards"] == 3 and seen["video"] == {"cuda"}, seen
+    assert seen["linear"] == {(torch.bfloat16, True, torch.bfloat16, "cuda")}, seen["linear"]
     assert metrics["train_steps"] == 3 and metrics["num_videos"] == 36 and math.isfinite(metrics["top5"])
     state = ckpt.load(out / "checkpoints" / "last.pt")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
