@@ -1,7 +1,6 @@
 """`ila fetch-weights`: the paper backbones' sources, verified downloads (served from a loopback HTTP server),
 OpenAI's TorchScript archives converted to plain state dicts, and offline runs."""
 
-import hashlib
 import subprocess
 import sys
 
@@ -9,8 +8,13 @@ import pytest
 import torch
 from loopback import LoopbackServer
 
-from ila.data.download import DownloadError
+from ila.data.download import DownloadError, sha256_of
 from ila.models.backbone import MissingWeightsError, build_clip, fetch_weights, pretrained_source
+
+# Fixed bytes and their sha256, computed once (hashlib and `sha256sum` agree) and written here: the download checks
+# are tested against this constant, never against a digest the test derives from the file it then verifies.
+KNOWN_BYTES = b"ILA reproduction: fixed bytes whose sha256 the weights test knows.\n" * 100
+KNOWN_SHA256 = "ccb6c618bb312bd9f749f11bd4fcf0132d8617cc2384672aad22b6e28e40afba"
 
 
 @pytest.mark.parametrize("backbone,file", [
@@ -40,6 +44,7 @@ def weights_server(tmp_path):
     # the same names stands for one.
     torch.jit.save(torch.jit.script(_module_tree(model.state_dict())), served / "openai-format.pt")
     (served / "junk.pt").write_bytes(b"not a checkpoint")
+    (served / "known.bin").write_bytes(KNOWN_BYTES)
     with LoopbackServer(served) as server:
         yield server, model, served
 
@@ -57,11 +62,39 @@ def _module_tree(state):
     return root
 
 
-def test_fetch_verifies_loads_and_stores_a_state_dict(weights_server, tmp_path):
+def test_the_hash_of_known_bytes_is_their_known_sha256(tmp_path):
+    path = tmp_path / "known.bin"
+    path.write_bytes(KNOWN_BYTES)
+    assert sha256_of(path) == KNOWN_SHA256
+    path.write_bytes(b"abc")  # FIPS 180-2's example
+    assert sha256_of(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("expected", [KNOWN_SHA256, KNOWN_SHA256[:16], KNOWN_SHA256.upper()])
+def test_a_download_matching_the_known_sha256_passes_the_check(weights_server, tmp_path, expected):
+    """The served file is the known bytes: the digest check passes (whole, as a prefix, in either case), and the file
+    is then refused only because it is not weights."""
+    server, _, _ = weights_server
+    with pytest.raises(RuntimeError, match="do not load into ILA-mini-32") as err:
+        fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "known.pt", url=f"{server.url}/known.bin",
+                      sha256=expected)
+    assert not isinstance(err.value, DownloadError)
+    assert (tmp_path / "w" / "known.pt.download").read_bytes() == KNOWN_BYTES  # the verified download, kept
+
+
+@pytest.mark.parametrize("wrong", [KNOWN_SHA256[:-1] + "0", "00" + KNOWN_SHA256[2:16]])
+def test_a_download_not_matching_the_known_sha256_is_refused(weights_server, tmp_path, wrong):
+    server, _, _ = weights_server
+    with pytest.raises(DownloadError, match=f"sha256 {KNOWN_SHA256} does not match the expected {wrong}"):
+        fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "known.pt", url=f"{server.url}/known.bin",
+                      sha256=wrong)
+    assert (tmp_path / "w" / "known.pt.download.corrupt").read_bytes() == KNOWN_BYTES
+    assert not (tmp_path / "w" / "known.pt").exists()
+
+
+def test_fetch_loads_and_stores_a_state_dict(weights_server, tmp_path):
     server, model, served = weights_server
-    digest = hashlib.sha256((served / "mini.pt").read_bytes()).hexdigest()
-    out = fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "mini.pt", url=f"{server.url}/mini.pt",
-                        sha256=digest[:16])
+    out = fetch_weights("ILA-mini-32", "local", tmp_path / "w" / "mini.pt", url=f"{server.url}/mini.pt")
     loaded = build_clip("ILA-mini-32", str(out))
     pairs = zip(loaded.state_dict().values(), model.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
