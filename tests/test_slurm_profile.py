@@ -3,8 +3,9 @@ options, the plugin's resources, rules of this workflow, GPUs only where a rule 
 profile (one GPU per job, and eight ranks under torchrun in one job), and a real submission through fake SLURM
 commands that run each job at once on this machine.
 
-The lint needs neither SLURM nor the plugin; the rest skips, saying so, without the plugin (pip install -e ".[slurm]";
-the `test` extra installs it)."""
+The lint needs neither SLURM nor the plugin, except for the resource names the plugin knows, which are read from its
+installed source (never from a list kept here); that check and the rest skip, saying so, without the plugin on Python
+3.10, where it cannot be installed, and fail without it on 3.11+, where the `test` extra installs it."""
 
 import importlib.util
 import json
@@ -31,13 +32,7 @@ needs_plugin = pytest.mark.skipif(not HAS_PLUGIN,
 # (`resources: gpu=`), the latency measurement gets its GPU from the profile.
 GPU_RULES = {"train_row", "evaluate_row", "latency"}
 GPU_KEYS = {"gpu", "gpus", "nvidia_gpu", "gres", "gpu_model", "gpu_manufacturer", "cpus_per_gpu", "tasks_per_gpu"}
-# What snakemake-executor-plugin-slurm 2.8 reads from a job's resources (derived from its source where installed),
-# and the standard resources Snakemake itself knows.
-PLUGIN_RESOURCES_FALLBACK = {
-    "slurm_partition", "slurm_account", "slurm_extra", "slurm_cluster", "cluster", "clusters", "runtime", "mem_mb",
-    "mem_mb_per_cpu", "cpus_per_task", "cpus_per_gpu", "gpu", "gpus", "nvidia_gpu", "gpu_model", "gres", "nodes",
-    "tasks", "tasks_per_gpu", "tasks_per_node", "mpi", "constraint", "qos",
-}  # fmt: skip
+# The standard resources Snakemake itself knows (the plugin's are read from its installed source: _plugin_resources).
 SNAKEMAKE_RESOURCES = {"mem_mb", "mem", "mem_mib", "disk_mb", "disk", "disk_mib", "runtime", "tmpdir"}
 # sbatch options the plugin sets itself; in slurm_extra they conflict (GPUs and CPUs above all: srun rejects a job
 # step whose GPU settings are mixed).
@@ -59,21 +54,39 @@ def _workflow_rules() -> dict[str, str]:
 
 
 def _plugin_resources() -> set[str]:
-    """The resource names snakemake-executor-plugin-slurm (and its jobstep executor) read, from their source."""
+    """The resource names snakemake-executor-plugin-slurm (and its jobstep executor) read, from their installed source.
+    Never a list kept here: without the plugin this skips on Python 3.10 (the plugin needs 3.11) and fails on 3.11+,
+    where the test extra installs it; a source that yields no names fails."""
     if not HAS_PLUGIN:
-        return PLUGIN_RESOURCES_FALLBACK
+        if sys.version_info >= (3, 11):
+            pytest.fail('snakemake-executor-plugin-slurm is not installed, but the test extra installs it on Python '
+                        '3.11+: pip install -e ".[test]"')
+        pytest.skip("needs snakemake-executor-plugin-slurm (Python 3.11+) to read the resource names it knows")
     names = set()
     for mod in ("snakemake_executor_plugin_slurm", "snakemake_executor_plugin_slurm_jobstep"):
         spec = importlib.util.find_spec(mod)
-        for path in Path(spec.origin).parent.glob("*.py"):
+        if spec is None or spec.origin is None:
+            pytest.fail(f"{mod}: not installed or has no source to read (it comes with the SLURM plugin)")
+        sources = sorted(Path(spec.origin).parent.glob("*.py"))
+        assert sources, f"{mod}: no Python source under {Path(spec.origin).parent}"
+        for path in sources:
             text = path.read_text()
             names |= set(re.findall(r"resources\.get\(\s*[\"'](\w+)[\"']", text))
             names |= set(re.findall(r"resources\.(\w+)\b", text)) - {"get", "keys", "items"}
             names |= {n for t in re.findall(r"for key in \(([^)]*)\)", text) for n in re.findall(r"[\"'](\w+)[\"']", t)}
+    assert names, "read no resource names from the plugin's source: its layout changed, update _plugin_resources"
     return names
 
 
 # --------------------------------------------------------------------------- lint (no plugin needed)
+
+
+def test_without_the_plugin_its_resource_names_are_not_guessed(monkeypatch):
+    """No fallback list: a missing plugin is a failure where the test extra installs it, a skip where it cannot."""
+    monkeypatch.setattr(sys.modules[__name__], "HAS_PLUGIN", False)
+    outcome = pytest.fail.Exception if sys.version_info >= (3, 11) else pytest.skip.Exception
+    with pytest.raises(outcome, match="snakemake-executor-plugin-slurm"):
+        _plugin_resources()
 
 
 def test_plugin_reads_the_resources_the_profile_relies_on():
@@ -97,11 +110,9 @@ def test_profile_keys_are_snakemake_options():
         assert ExecutorPluginRegistry().is_installed("slurm")
 
 
-def test_resources_are_the_plugins_and_name_rules_of_this_workflow():
+def test_resources_name_rules_of_this_workflow():
     profile, rules = _profile(), _workflow_rules()
-    known = _plugin_resources() | SNAKEMAKE_RESOURCES
     default = profile["default-resources"]
-    assert not set(default) - known, f"unknown default resources: {sorted(set(default) - known)}"
     assert {"slurm_partition", "runtime", "mem_mb"} <= set(default)
     assert not set(default) & (GPU_KEYS | {"cpus_per_task"}), "GPUs/CPUs per rule, not for every job"
     for section in ("set-resources", "set-threads"):
@@ -109,9 +120,17 @@ def test_resources_are_the_plugins_and_name_rules_of_this_workflow():
         stray = set(profile[section]) - set(rules)
         assert not stray, f"{section} names no rule of the workflow: {sorted(stray)} (rules: {sorted(rules)})"
     for rule, res in profile["set-resources"].items():
-        assert not set(res) - known, f"{rule}: resources the plugin does not know: {sorted(set(res) - known)}"
         for key in ("runtime", "mem_mb"):
             assert isinstance(res.get(key, 1), int) and res.get(key, 1) > 0, (rule, key)
+
+
+def test_resources_are_the_plugins():
+    profile = _profile()
+    known = _plugin_resources() | SNAKEMAKE_RESOURCES
+    default = profile["default-resources"]
+    assert not set(default) - known, f"unknown default resources: {sorted(set(default) - known)}"
+    for rule, res in profile["set-resources"].items():
+        assert not set(res) - known, f"{rule}: resources the plugin does not know: {sorted(set(res) - known)}"
 
 
 def test_gpus_only_where_needed_and_never_mixed():
