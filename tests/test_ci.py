@@ -63,3 +63,23 @@ def test_ci_script_fails_loudly(tmp_path, deps, test_body, want_rc):
     else:
         assert res.returncode == want_rc, out[-3000:]
     assert ("ci: passed" in out) == (want_rc == 0), out[-3000:]
+
+
+@pytest.mark.parametrize("ci,chromium,outcome", [
+    ("true", "/usr/bin/chromium", "fail"), ("1", "/usr/bin/chromium", "fail"),
+    ("true", None, "skip"), ("", "/usr/bin/chromium", "skip"), ("false", "/usr/bin/chromium", "skip"),
+])  # fmt: skip
+def test_mlflow_ui_test_fails_in_ci_when_chromium_is_there_but_it_cannot_run(monkeypatch, ci, chromium, outcome):
+    """tests/test_mlflow_ui.py without playwright: a failure in CI with Chromium installed, a skip (with the reason)
+    outside CI or without Chromium. (.ci/run sets CI=true.)"""
+    import test_mlflow_ui as ui
+
+    assert re.search(r"^export .*\bCI=true\b", (REPO / ".ci" / "run").read_text(), re.M)
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(ui, "CHROMIUM", chromium)
+    monkeypatch.setitem(sys.modules, "playwright", None)  # `import playwright` raises ImportError
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)
+    expected = pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception
+    with pytest.raises(expected, match="playwright package") as err:
+        ui.playwright_sync_api()
+    assert ("must run" in str(err.value)) == (outcome == "fail")

@@ -1,9 +1,12 @@
 """The MLflow UI, checked in a real browser: a table's runs with their key figures, and the side-by-side comparison.
 
 Needs Debian's Chromium (`apt-get install chromium`; .ci/run installs it when it can) and the `playwright` package
-(test extra). Playwright never downloads a browser here: it drives the system one. Skips cleanly without them.
+(test extra). Playwright never downloads a browser here: it drives the system one. Skips cleanly without Chromium,
+and outside CI without playwright; in CI (CI=true, as .ci/run sets it) with Chromium installed, anything that keeps
+the test from running fails it instead.
 """
 
+import os
 import shutil
 import socket
 import subprocess
@@ -20,6 +23,25 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic"]  # fmt: skip
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def cannot_run(reason: str):
+    """Skip, saying why; but in CI with Chromium installed the browser check is expected to run: fail."""
+    if in_ci() and CHROMIUM is not None:
+        pytest.fail(f"in CI with Chromium installed ({CHROMIUM}) the MLflow UI test must run, but: {reason}")
+    pytest.skip(reason)
+
+
+def playwright_sync_api():
+    try:
+        from playwright import sync_api
+    except ImportError as exc:
+        cannot_run(f"needs the playwright package (test extra): {exc}")
+    return sync_api
 
 
 def _free_port() -> int:
@@ -55,7 +77,7 @@ def mlflow_ui(table4_row_config):
 
 
 def test_table_runs_and_comparison_show_in_a_browser(mlflow_ui, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (test extra)")
+    sync_api = playwright_sync_api()
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
