@@ -3,9 +3,11 @@
 What a table shows comes from its ablation file (:mod:`ila.ablations`): the rows, the reference row every other row
 is compared with, the table's primary measure (``primary``, Top-1 unless the table is about something else, as
 Table 13's temporal score), the metric columns (``columns``) and whether it has a latency column (``latency``).
-Per metric: the mean over seeds and its Student-t interval. For the primary measure: each row's paired difference
-from the reference on the same videos, with a bootstrap interval and a permutation p-value (:mod:`ila.stats`), and
-Kendall's tau between our order of the rows and the paper's. The ``paper_`` columns come from the ablation file.
+Per metric: the mean over seeds and its Student-t interval over seeds (cut to the metric's range). For the primary
+measure: each row's own interval and its paired difference from the reference on the same videos, both with seeds
+and videos as crossed sources of error (a training run is the unit of replication; :mod:`ila.stats`), the difference's
+p-value and minimum detectable difference; which pairs of rows differ at all; and Kendall's tau between our order of
+the rows and the paper's. The ``paper_`` columns come from the ablation file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ import numpy as np
 from ila.ablations import Row, Table
 from ila.config import load_run_config
 from ila.reporting import FLOPS_CONVENTION, flops_gap_note
-from ila.stats import CONFIDENCE, kendall_tau, mean_ci, paired_difference, proportion_vs_chance
+from ila.stats import (
+    CONFIDENCE,
+    POWER,
+    Difference,
+    crossed_mean,
+    kendall_tau,
+    mean_ci,
+    paired_difference,
+    proportion_vs_chance,
+)
 
 PERCENT_METRICS = ["top1", "top5", "top1_temporal", "top5_temporal", "top1_static", "temporal_score",
                    "twin_order_accuracy"]  # fmt: skip
@@ -68,7 +79,7 @@ def csv_columns(table: Table, has_latency: bool) -> list[str]:
     p = primary_measure(table)
     metric_cols = [f"{m}{suffix}" for m in METRICS for suffix in ("", "_ci_low", "_ci_high")]
     diff_cols = [f"{p}_per_seed", f"{p}_diff_vs_ref", f"{p}_diff_ci_low", f"{p}_diff_ci_high", f"{p}_diff_p",
-                 f"{p}_diff_significant", "twin_order_p_vs_chance"]  # fmt: skip
+                 f"{p}_diff_significant", f"{p}_diff_df", f"{p}_diff_mde", "twin_order_p_vs_chance"]  # fmt: skip
     paper_cols = [f"paper_{k}" for k in paper_keys(table)]
     return [*ROW_COLUMNS, *metric_cols, *diff_cols, *COST_COLUMNS, *(LATENCY_COLUMNS if has_latency else []),
             *paper_cols, *RUN_COLUMNS]
@@ -140,6 +151,14 @@ def video_weights(primary: str, metrics: dict) -> np.ndarray | None:
     return np.where(group == "temporal", 1 / n_t, np.where(group == "static", -1 / n_s, 0.0))
 
 
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The range a metric can take, to which its intervals are cut (a rate in %, a score that is a difference of
+    two rates, or a non-negative distance)."""
+    if metric == "temporal_score":
+        return (-100.0, 100.0)
+    return (0.0, 100.0) if metric in PERCENT_METRICS else (0.0, float("inf"))
+
+
 def _run_head(run_dir: Path) -> str | None:
     """The classifier head a run was trained with, from the resolved config saved beside its outputs."""
     path = run_dir / "config.yaml"
@@ -157,7 +176,7 @@ def _seed_stats(out: dict, per_seed: list[dict], primary: str) -> None:
             out.update({metric: None, f"{metric}_ci_low": None, f"{metric}_ci_high": None})
             continue
         scale = 100 if metric in PERCENT_METRICS else 1
-        ci = mean_ci([scale * v for v in values])
+        ci = mean_ci([scale * v for v in values], bounds=metric_bounds(metric))
         nd = 2 if scale == 100 else 4
         out.update({metric: round(ci.mean, nd), f"{metric}_ci_low": _round(ci.low, nd),
                     f"{metric}_ci_high": _round(ci.high, nd)})
@@ -204,6 +223,8 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     ref_outcome = scale * outcome_matrix(ref_metrics, outcome, videos)
     weights = video_weights(primary, ref_metrics[0])
     result = TableResult(table, [], csv_columns(table, latency is not None))
+    outcomes: dict[str, np.ndarray] = {}
+    differences: dict[str, Difference] = {}
     for row in available:
         per_seed = ref_metrics if row is ref else load_seed_metrics(runs, row, seeds, with_emd)
         m = per_seed[0]
@@ -213,16 +234,16 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         out.update({f"paper_{k}": row.paper.get(k) for k in paper_keys(table)})
         at_paper = _costs(out, m, paper_key)
         _seed_stats(out, per_seed, primary)
+        row_outcome = ref_outcome if row is ref else scale * outcome_matrix(per_seed, outcome, videos)
+        outcomes[row.id] = row_outcome
+        _primary_interval(out, crossed_mean(row_outcome, weights=weights), primary)
         if row is not ref:
-            d = paired_difference(scale * outcome_matrix(per_seed, outcome, videos), ref_outcome, weights=weights)
-            nd = 2 if scale == 100 else 4
-            out.update({f"{primary}_diff_vs_ref": round(d.diff, nd), f"{primary}_diff_ci_low": round(d.low, nd),
-                        f"{primary}_diff_ci_high": round(d.high, nd), f"{primary}_diff_p": round(d.p_value, 4),
-                        f"{primary}_diff_significant": d.significant()})  # fmt: skip
+            differences[row.id] = paired_difference(row_outcome, ref_outcome, weights=weights)
+            _difference(out, differences[row.id], primary)
         twin = outcome_matrix(per_seed, "twin_hit", videos)
         has_twin = (twin >= 0).all(0)
         if has_twin.any():
-            out["twin_order_p_vs_chance"] = round(proportion_vs_chance(twin[:, has_twin]).p_value, 4)
+            out["twin_order_p_vs_chance"] = _round(proportion_vs_chance(twin[:, has_twin]).p_value, 4)
         if latency is not None:
             _latency(out, latency, row, ref)
         result.rows.append({k: out.get(k) for k in result.columns})
@@ -236,12 +257,37 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
             result.notes.append(f"{row.name}: not run — its method arrives with {row.requires or 'a later issue'}.")
     agreement = kendall_tau([r[primary] for r in result.rows], [r.get(f"paper_{primary}") for r in result.rows])
     result.summary = {"reference": ref.name, "primary": primary, "kendall_tau": agreement, "seeds": seeds,
-                      "videos": len(videos), "latency": latency}  # fmt: skip
+                      "videos": len(videos), "latency": latency, "differences": differences,
+                      "pairs": pairwise_differences(outcomes, weights)}  # fmt: skip
     if with_emd:
         # The paper's reading of Table 5: lower EMD (more mutual information between frames) goes with higher accuracy.
         result.summary["emd_vs_top1"] = kendall_tau([r["emd"] for r in result.rows], [r["top1"] for r in result.rows])
         result.summary["emd_options"] = ref_metrics[0]["emd_options"]
     return result
+
+
+def _primary_interval(out: dict, d: Difference, primary: str) -> None:
+    """The row's own primary measure with seeds and videos as sources of error (replaces the seeds-only interval)."""
+    if d.low is None:
+        return
+    nd = 2 if PRIMARY_MEASURES[primary][1] == 100 else 4
+    low, high = metric_bounds(primary)
+    out[f"{primary}_ci_low"], out[f"{primary}_ci_high"] = round(max(d.low, low), nd), round(min(d.high, high), nd)
+
+
+def _difference(out: dict, d: Difference, primary: str) -> None:
+    nd = 2 if PRIMARY_MEASURES[primary][1] == 100 else 4
+    out.update({f"{primary}_diff_vs_ref": round(d.diff, nd), f"{primary}_diff_ci_low": _round(d.low, nd),
+                f"{primary}_diff_ci_high": _round(d.high, nd), f"{primary}_diff_p": _round(d.p_value, 4),
+                f"{primary}_diff_significant": d.significant(), f"{primary}_diff_df": _round(d.df, 1),
+                f"{primary}_diff_mde": _round(d.mde, nd)})  # fmt: skip
+
+
+def pairwise_differences(outcomes: dict[str, np.ndarray], weights: np.ndarray | None) -> dict[tuple, Difference]:
+    """Every pair of rows compared as row minus reference is: which rows' order the evidence supports at all."""
+    ids = list(outcomes)
+    return {(a, b): paired_difference(outcomes[a], outcomes[b], weights=weights)
+            for i, a in enumerate(ids) for b in ids[i + 1:]}
 
 
 def _latency(out: dict, latency: dict, row: Row, ref: Row) -> None:
@@ -303,6 +349,8 @@ def _diff_cell(r: dict, primary: str) -> str:
     if r[f"{primary}_diff_vs_ref"] is None:
         return "(reference)"
     nd = _digits(primary)
+    if r[f"{primary}_diff_ci_low"] is None:
+        return f"{r[f'{primary}_diff_vs_ref']:+.{nd}f} (one seed: no interval)"
     text = (f"{r[f'{primary}_diff_vs_ref']:+.{nd}f} [{r[f'{primary}_diff_ci_low']:+.{nd}f}, "
             f"{r[f'{primary}_diff_ci_high']:+.{nd}f}]")
     return f"**{text}**" if r[f"{primary}_diff_significant"] else text
@@ -320,10 +368,16 @@ def _fmt(v) -> str:
 
 def tau_sentence(summary: dict) -> str:
     k, what = summary["kendall_tau"], LABELS[summary["primary"]]
+    pairs = summary.get("pairs", {})
+    differ = sum(d.significant() for d in pairs.values())
+    caveat = (f" Of the {len(pairs)} pairs of rows, {differ} differ significantly (the crossed test, every pair); "
+              "tau ranks the others too, and where two rows lie inside each other's intervals their order is noise, "
+              "so tau is only as meaningful as the pairs that differ." if pairs else "")
     if k.tau is None:
-        return f"Kendall's tau against the paper's {what} order: not defined ({k.n} rows with both numbers, or ties)."
+        return (f"Kendall's tau against the paper's {what} order: not defined ({k.n} rows with both numbers, or "
+                f"ties).{caveat}")
     return (f"Kendall's tau between our mean {what} and the paper's over the {k.n} rows that have both: "
-            f"{k.tau:+.2f} (p = {_p(k.p_value)}; +1 = the paper's order, 0 = unrelated).")
+            f"{k.tau:+.2f} (p = {_p(k.p_value)}; +1 = the paper's order, 0 = unrelated).{caveat}")
 
 
 def _metric_cells(table: Table, paper_cfg: dict) -> list[tuple[str, callable]]:
@@ -350,11 +404,12 @@ def _metric_cells(table: Table, paper_cfg: dict) -> list[tuple[str, callable]]:
 
 def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) -> None:
     table, rows, summary = result.table, result.rows, result.summary
-    primary, seeds, ref = summary["primary"], summary["seeds"], summary["reference"]
+    primary, ref = summary["primary"], summary["reference"]
     what = LABELS[primary]
     cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary, _digits(primary))),
              (f"Δ {what.split(' =')[0]} vs {ref} [95% CI]", lambda r: _diff_cell(r, primary)),
-             ("p", lambda r: _p(r[f"{primary}_diff_p"]))]  # fmt: skip
+             ("p", lambda r: _p(r[f"{primary}_diff_p"])),
+             ("MDE", lambda r: _fmt(r[f"{primary}_diff_mde"]))]  # fmt: skip
     cells += [c for c in _metric_cells(table, table.paper_config) if c[0] != what]
     latency = summary.get("latency")
     if latency is not None:
@@ -367,26 +422,12 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
         if key == "latency_ms" and base:
             cells.append((f"Paper latency x {ref}", lambda r, base=base: _fmt(
                 None if r["paper_latency_ms"] is None else round(r["paper_latency_ms"] / base, 3))))
-    shown = table.columns or DEFAULT_COLUMNS
-    spread = (f"mean ± half-width of the 95% Student-t interval over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
-              if len(seeds) > 1 else f"one seed ({seeds[0]}): no interval across seeds")
-    pc = table.paper_config
-    lines = [f"# {table.title}", "",
-             f"Ours: profile `{profile}`, dataset `{dataset}`; accuracies in % on the {summary['videos']} validation "
-             f"videos, {spread}. Columns marked *Paper* are the paper's reported numbers (CLIP "
-             f"{pc.get('backbone', '?')}, {pc.get('num_frames', '?')} frames).",
-             f"Δ: each row minus {ref} on the same videos (seed s paired with seed s, each video's difference "
-             f"averaged over seeds), with a {int(100 * CONFIDENCE)}% paired-bootstrap interval over videos and a "
-             "two-sided sign-flip permutation p-value; **bold** = significant at 5%."
-             + (" TS is compared as a contrast: the bootstrap resamples videos within the temporal and the static "
-                "group." if primary == "temporal_score" else ""),
-             *([ORDER_SENTENCE] if {"twin_order_accuracy", "reversal_logit_change"} & set(shown) else []),
-             _head_sentence(rows), "",
+    lines = [f"# {table.title}", "", *_intro(result, profile, dataset), "",
              "| " + " | ".join(h for h, _ in cells) + " |", "|" + "---|" * len(cells)]  # fmt: skip
     for r in rows:
         lines.append("| " + " | ".join(f(r) for _, f in cells) + " |")
     lines += ["", f"FLOPs: {FLOPS_CONVENTION}.", ""]
-    notes = [tau_sentence(summary)]
+    notes = [tau_sentence(summary), *mde_sentences(summary)]
     if "emd_vs_top1" in summary:
         notes.append(emd_sentence(summary))
     if latency is not None:
@@ -394,6 +435,69 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
     notes += result.notes + table.notes
     lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     path.write_text("\n".join(lines))
+
+
+def _intro(result: TableResult, profile: str, dataset: str) -> list[str]:
+    table, summary = result.table, result.summary
+    primary, seeds, ref = summary["primary"], summary["seeds"], summary["reference"]
+    what = LABELS[primary].split(" =")[0]
+    spread = (f"other columns: mean ± half-width of the 95% Student-t interval over {len(seeds)} seeds "
+              f"({', '.join(map(str, seeds))}), the spread between trainings alone, cut to the metric's range"
+              if len(seeds) > 1 else f"one seed ({seeds[0]}): no interval, no test")
+    pc = table.paper_config
+    shown = table.columns or DEFAULT_COLUMNS
+    return [
+        f"Ours: profile `{profile}`, dataset `{dataset}`; accuracies in % on the {summary['videos']} validation "
+        "videos. "
+        f"{what}: mean over seeds ± half-width of its 95% interval with seeds and videos as sources of error; "
+        f"{spread}. Columns marked *Paper* are the paper's reported numbers (CLIP {pc.get('backbone', '?')}, "
+        f"{pc.get('num_frames', '?')} frames).",
+        f"Δ: each row minus {ref}, seed s paired with seed s and video with video. A training run is the unit of "
+        f"replication: the {int(100 * CONFIDENCE)}% interval and the two-sided t test (p) include both the "
+        "seed-to-seed variation of the trainings and the sampling of the validation videos (crossed random "
+        "effects, Satterthwaite degrees of freedom; `ila/stats.py`); **bold** = significant at 5%. MDE = the "
+        f"difference this design would detect with {int(100 * POWER)}% power at 5%, from the measured variances: "
+        "a Δ well below it is not evidence of no effect."
+        + (" TS is compared as a contrast: the video term is taken within the temporal and the static group."
+           if primary == "temporal_score" else ""),
+        *([ORDER_SENTENCE] if {"twin_order_accuracy", "reversal_logit_change"} & set(shown) else []),
+        _head_sentence(result.rows),
+    ]
+
+
+MDE_TARGET = 3.0  # points: the size of most of the paper's differences (0.3-1.5) is out of reach; 3 is the goal
+
+
+def mde_sentences(summary: dict) -> list[str]:
+    """The table's power: the MDE of its comparisons and what it would take to reach MDE_TARGET points."""
+    diffs = [d for d in summary["differences"].values() if d.mde is not None]
+    if not diffs:
+        return ["Power: with one seed the seed-to-seed variance can't be measured, so neither intervals nor a "
+                "minimum detectable difference can be given; train more seeds (`--config seeds=[0,1,2]`)."]
+    mdes = sorted(d.mde for d in diffs)
+    s, v = diffs[0].n_seeds, diffs[0].n_videos
+    unit = "points" if summary["primary"] != "emd" else ""
+    text = (f"Power: the minimum detectable difference (80% power, 5% two-sided) of these comparisons, from the "
+            f"measured seed and video variances, is {mdes[0]:.2f}–{mdes[-1]:.2f} {unit} (median "
+            f"{float(np.median(mdes)):.2f}) with {s} seeds × {v} videos; the paper's differences are mostly "
+            "0.3–1.5 points.").replace("  ", " ")
+    if summary["primary"] == "emd":
+        return [text]
+    needed = [_seeds_for(d, MDE_TARGET, v) for d in diffs]
+    needed4 = [_seeds_for(d, MDE_TARGET, 4 * v) for d in diffs]
+    return [text + f" Reaching {MDE_TARGET:.0f} points for the median comparison would take "
+            f"{_median_seeds(needed)} seeds per row at this recipe, or {_median_seeds(needed4)} with 4× the "
+            "validation videos (projected from the variance components)."]
+
+
+def _seeds_for(d: Difference, target: float, videos: int, most: int = 200) -> int | None:
+    return next((n for n in range(2, most + 1) if d.components.mde_at(n, videos) <= target), None)
+
+
+def _median_seeds(needed: list[int | None]) -> str:
+    known = sorted(n if n is not None else 10**9 for n in needed)
+    mid = known[len(known) // 2]
+    return "over 200" if mid >= 10**9 else f"about {mid}"
 
 
 ORDER_SENTENCE = (

@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from ila.ablations import AblationError, load_table
+from ila.stats import minimum_detectable
 from ila.tables import collect, write_csv, write_markdown
 
 CLASSES = ["left to right", "right to left", "red square", "blue circle"]
@@ -86,7 +88,7 @@ def test_shared_rows_reference_difference_and_latency(runs):
     assert by_id["c"]["top1"] == pytest.approx(50 * (made[("c", 0)]["top1"] + made[("c", 1)]["top1"]), abs=0.006)
     expected = 100 * np.mean([(_correct(made[("c", s)]) - _correct(made[("a", s)])) for s in (0, 1)])
     assert by_id["c"]["top1_diff_vs_ref"] == pytest.approx(expected, abs=0.006)
-    assert by_id["c"]["top1_diff_significant"] and by_id["a"]["top1_diff_vs_ref"] is None
+    assert by_id["a"]["top1_diff_vs_ref"] is None and by_id["a"]["top1_diff_p"] is None
     assert by_id["c"]["latency_ratio_vs_ref"] == 1.25 and by_id["c"]["latency_ms"] == 125.0
     assert by_id["c"]["paper_latency_ms"] == 40.0 and by_id["a"]["paper_top1"] == 80.0
     assert res.runs == {f"{r}-seed{s}": f"run-{r}-{s}" for r in "ac" for s in (0, 1)}
@@ -158,3 +160,60 @@ def test_emd_table_reads_each_runs_emd_and_pairs_videos(runs):
     (root / "results" / "src" / "a" / "seed1" / "emd.json").unlink()
     with pytest.raises(FileNotFoundError, match="run `ila emd` first"):
         collect(load_table(root / "ablations" / "te.yaml"), root / "results" / "te", "test", "x", [0, 1])
+
+
+def _write_run(root, table, row, seed, correct, twin, labels):
+    """A metrics.json whose per-video outcomes are given, not drawn."""
+    m = _metrics(np.random.default_rng(0), labels, 1.0)
+    m["per_video"]["pred"] = np.where(correct, labels, (labels + 1) % len(CLASSES)).tolist()
+    m["per_video"]["twin_hit"] = twin.tolist()
+    m["top1"], m["twin_order_accuracy"] = float(np.mean(correct)), float(twin[twin >= 0].mean())
+    d = root / "results" / table / row / f"seed{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "metrics.json").write_text(json.dumps(m))
+
+
+def test_statistical_columns_by_value_on_known_outcomes(tmp_path):
+    """Two seeds, outcomes built so that the video term vanishes (the row gains on other videos in each seed): the
+    difference's interval is then exactly the t interval over the two per-seed differences, with 1 degree of
+    freedom (t = 12.71; a z interval would be 6.5x narrower), its p-value the t test's, and the twin-order test the
+    t test of the per-seed rates against 50%."""
+    (tmp_path / "ablations").mkdir()
+    spec = tmp_path / "ablations" / "k.yaml"
+    spec.write_text("table: k\ntitle: Known\nreference: a\nrows:\n"
+                    "  - {id: a, name: A, model: {variant: baseline}, paper: {top1: 1}}\n"
+                    "  - {id: c, name: C, model: {variant: ila}, paper: {top1: 2}}\n")
+    n = 400
+    labels = np.where(np.arange(n) % 2 == 0, 0, 2)  # class 0 has a twin, class 2 is static
+    twin_videos = labels == 0
+    k = int(twin_videos.sum())
+    ref = np.arange(n) >= 200  # 50% correct, the same videos in both seeds
+    gains = {0: np.arange(n) < 30, 1: (np.arange(n) >= 100) & (np.arange(n) < 150)}  # +7.5 and +12.5 points
+    twin_rate = {0: 0.6, 1: 0.7}
+    for seed in (0, 1):
+        hits = np.arange(k) < twin_rate[seed] * k if seed == 0 else np.arange(k) >= k - twin_rate[seed] * k
+        twin = np.full(n, -1)
+        twin[twin_videos] = hits  # different videos in each seed
+        _write_run(tmp_path, "k", "a", seed, ref, np.where(twin_videos, 1, -1), labels)
+        _write_run(tmp_path, "k", "c", seed, ref | gains[seed], twin, labels)
+    res = collect(load_table(spec), tmp_path / "results" / "k", "test", "x", [0, 1])
+    c = next(r for r in res.rows if r["id"] == "c")
+    per_seed = [7.5, 12.5]
+    t = sps.ttest_1samp(per_seed, 0.0)
+    ci = t.confidence_interval(0.95)
+    assert c["top1_diff_vs_ref"] == 10.0 and c["top1_diff_df"] == 1.0
+    assert (c["top1_diff_ci_low"], c["top1_diff_ci_high"]) == pytest.approx((ci.low, ci.high), abs=0.006)
+    assert c["top1_diff_ci_high"] - 10.0 == pytest.approx(12.706 * 2.5, abs=0.006)  # t_{0.975,1} * se
+    assert c["top1_diff_p"] == pytest.approx(t.pvalue, abs=1e-4) and not c["top1_diff_significant"]
+    assert c["top1_diff_mde"] == pytest.approx(minimum_detectable(2.5, 1), abs=0.006)
+    twin_t = sps.ttest_1samp([0.6 - 0.5, 0.7 - 0.5], 0.0)
+    assert c["twin_order_p_vs_chance"] == pytest.approx(twin_t.pvalue, abs=1e-4)
+    # Seeds-only columns: the Student-t interval over the two seeds' values, cut to [0, 100].
+    twin_ci = sps.ttest_1samp([60.0, 70.0], 0.0).confidence_interval(0.95)
+    assert c["twin_order_accuracy_ci_low"] == max(0.0, round(twin_ci.low, 2))
+    assert c["twin_order_accuracy_ci_high"] == min(100.0, round(twin_ci.high, 2)) == 100.0
+    write_markdown(res, tmp_path / "k.md", "test", "x")
+    md = (tmp_path / "k.md").read_text()
+    assert "| +10.00 [-21.77, +41.77] |" in md  # not bold: not significant
+    assert "Power: the minimum detectable difference" in md and "A training run is the unit of replication" in md
+    assert "Of the 1 pairs of rows, 0 differ significantly" in md
