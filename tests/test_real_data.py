@@ -175,32 +175,121 @@ def test_preprocess_downscales_resumes_and_counts_undecodable(tmp_path):
     assert not list(dst.glob(".*partial*"))
 
 
-def test_preprocess_survives_a_decoder_that_kills_its_process(tmp_path, monkeypatch):
-    """One video whose decoding crashes the process (as a decoder segfault would) is found, retried alone, named;
-    every other video is re-encoded. The pool's workers are forked, so they inherit the patched re-encoder."""
+# The data code's process pools and DataLoader workers, run under one start method in a fresh interpreter (a script
+# file, so that spawn and forkserver workers import it as __mp_main__ and get its re-encoder patch). Python 3.14's
+# Linux default is forkserver; spawn is macOS's and Windows'.
+START_METHOD_SCRIPT = r"""
+import json, os, shutil, sys, tarfile
+from pathlib import Path
+import multiprocessing as mp
+
+import ila.data.preprocess as preprocess
+
+_real_reencode = preprocess.reencode
+
+
+def _crashing(src, dst, settings):  # a decoder that kills its process on one video, as a segfault would
+    if src.name == "crash.mp4":
+        os._exit(1)
+    return _real_reencode(src, dst, settings)
+
+
+preprocess.reencode = _crashing  # in this process and, through __mp_main__, in spawned / forkserver workers
+
+
+def main(method, work, tiny):
+    mp.set_start_method(method, force=True)
+    import torch
+    from ila.config import DataConfig
+    from ila.data import kinetics, synth
+    from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
+    from ila.data.preprocess import EncodeSettings, preprocess_videos
+
+    torch.set_num_threads(1)
+    work = Path(work)
+    out = {"start_method": mp.get_start_method()}
+    # Re-encoding: a pool of 2 whose one video crashes its worker; the rest is re-encoded, the crash named.
+    report = preprocess_videos(work / "src", work / "dst", EncodeSettings(short_side=64), workers=2, progress=False)
+    out["preprocess"] = {"encoded_now": report["encoded_now"], "undecodable": report["undecodable"],
+                         "files": sorted(p.name for p in (work / "dst").iterdir())}
+    # Kinetics-400 tarballs extracted in a pool (of 1: the start method is what is tested, not the parallelism).
+    root = work / "k400"
+    downloads = kinetics.downloads_dir(root, "train")
+    downloads.mkdir(parents=True)
+    parts = []
+    for i, names in enumerate([["ok0.mp4", "ok1.mp4"], ["ok2.mp4"]]):
+        with tarfile.open(downloads / f"part_{i}.tar.gz", "w:gz") as tar:
+            for name in names:
+                tar.add(work / "src" / name, arcname=f"train/{name}")
+        parts.append(f"part_{i}.tar.gz")
+    (downloads / kinetics.path_list_name("train")).write_text("".join(f"{p}\n" for p in parts))
+    summary = kinetics.extract_split(root, "train", workers=1, replacement=False)
+    out["extract"] = {"extracted": summary["videos_extracted_now"],
+                      "same_bytes": all((root / "videos" / "train" / n).read_bytes() == (work / "src" / n).read_bytes()
+                                        for n in ("ok0.mp4", "ok1.mp4", "ok2.mp4"))}
+    # Synthetic clips from a pool of 2 (>= 32 clips), byte for byte those of one process.
+    spec = synth.SynthSpec(temporal_pairs=1, static_classes=2, train_per_class=8, val_per_class=2, frames=4)
+    pooled = synth.generate(spec, work / "synth_pool", workers=2, progress=False)
+    serial = synth.generate(spec, work / "synth_serial", workers=1, progress=False)
+    clips = sorted(p.relative_to(pooled) for p in pooled.rglob("*.mp4"))
+    same = clips == sorted(p.relative_to(serial) for p in serial.rglob("*.mp4"))
+    same = same and all((pooled / c).read_bytes() == (serial / c).read_bytes() for c in clips)
+    out["synth"] = {"clips": len(clips), "same_bytes": same}
+    # A DataLoader worker: the same training and evaluation batches as without workers.
+    loaders = {}
+    for workers in (0, 1):
+        cfg = DataConfig(root=tiny, input_size=32, num_frames=8, hflip="remap", batch_size=4, num_workers=workers,
+                         test_clips=2, frame_cache_mb=8)
+        got = []
+        for train in (True, False):
+            ds = VideoDataset(cfg, "train" if train else "val", train=train, seed=3)
+            batch = next(iterate_batches(build_dataloader(ds, epoch=1)))
+            got.append((batch["video"], batch["label"], batch["index"]))
+        loaders[workers] = got
+    same = all(torch.equal(a, b) for x, y in zip(loaders[0], loaders[1]) for a, b in zip(x, y))
+    out["loader"] = {"same_batches": same, "shapes": [list(v.shape) for v, _, _ in loaders[1]]}
+    print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_data_processes_under_every_start_method(method, tiny_dataset, tmp_path):
+    """Under fork, forkserver and spawn: re-encoding in a pool survives a decoder that kills its process (the video is
+    found, retried alone and named; every other video is re-encoded), Kinetics-400 tarballs extract in a pool,
+    synthetic clips from a pool are those of one process, and a DataLoader worker gives the batches of the main
+    process. Small clips and pools of 1-2 processes: under spawn and forkserver each new process imports the data code
+    (and torch), which is most of the time."""
     import multiprocessing
+    import subprocess
+    import sys
 
-    import ila.data.preprocess as preprocess
-
-    if multiprocessing.get_start_method() != "fork":
-        pytest.skip("needs forked workers to inherit the patch")
-    real = preprocess.reencode
-
-    def crashing(src, dst, settings):
-        if src.name == "crash.mp4":
-            os._exit(1)
-        return real(src, dst, settings)
-
-    monkeypatch.setattr(preprocess, "reencode", crashing)
-    src, dst = tmp_path / "src", tmp_path / "dst"
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"{method} is not available on this platform")
+    src = tmp_path / "src"
     src.mkdir()
-    for i in range(5):
+    for i in range(3):
         encode_clip(src / f"ok{i}.mp4", i, size=(96, 64))
     encode_clip(src / "crash.mp4", 9, size=(96, 64))
-    report = preprocess_videos(src, dst, EncodeSettings(short_side=64), workers=2, progress=False)
-    assert report["encoded_now"] == 5 and list(report["undecodable"]) == ["crash.mp4"]
-    assert "died on it" in report["undecodable"]["crash.mp4"]
-    assert sorted(p.name for p in dst.iterdir()) == [f"ok{i}.mp4" for i in range(5)]
+    script = tmp_path / "start_method_probe.py"
+    script.write_text(START_METHOD_SCRIPT)
+    res = subprocess.run([sys.executable, str(script), method, str(tmp_path), str(tiny_dataset)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    lines = [line for line in res.stdout.splitlines() if line.startswith("RESULT ")]
+    assert res.returncode == 0 and lines, (res.stdout + res.stderr)[-4000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["start_method"] == method
+    pre = out["preprocess"]
+    assert pre["encoded_now"] == 3 and list(pre["undecodable"]) == ["crash.mp4"], pre
+    assert "died on it" in pre["undecodable"]["crash.mp4"]
+    assert pre["files"] == ["ok0.mp4", "ok1.mp4", "ok2.mp4"]
+    assert out["extract"] == {"extracted": 3, "same_bytes": True}
+    assert out["synth"] == {"clips": 40, "same_bytes": True}
+    assert out["loader"] == {"same_batches": True, "shapes": [[4, 8, 3, 32, 32], [4, 2, 8, 3, 32, 32]]}
 
 
 @pytest.mark.parametrize("size,short,expected", [((1280, 720), 256, (456, 256)), ((340, 256), 256, (340, 256)),
