@@ -50,12 +50,6 @@ def _table_csv(path):
     return path
 
 
-def test_table_plot_and_figure1_write_png_and_pdf(tmp_path):
-    table = _table_csv(tmp_path / "t.csv")
-    for paths in (figures.table_plot(table, tmp_path / "t"), figures.figure1(table, tmp_path / "f1")):
-        assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
-
-
 def _errorbar_points(container):
     """An errorbar container's points and its bars' ends: ``(x, y, [(x0, y0, x1, y1), ...])``."""
     data_line, (bars,) = container.lines[0], container.lines[2]
