@@ -14,7 +14,8 @@ CONFIGS = REPO / "workflow" / "config"
 @pytest.mark.parametrize("profile", ["default", "paper-k400", "paper-ssv2", "smoke"])
 def test_dry_run_lists_every_row_of_every_table(profile, tmp_path):
     """`tables` plans every row of every paper table once per seed; a row shared from another table (`from:`) is
-    that table's job only, so it is trained once."""
+    that table's job only, so it is trained once. Table 5 (every row shared from Table 4) adds one `ila emd` job per
+    (row, seed) on Table 4's runs."""
     res = snakemake("-n", "tables", "--configfile", str(CONFIGS / f"{profile}.yaml"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
@@ -22,8 +23,11 @@ def test_dry_run_lists_every_row_of_every_table(profile, tmp_path):
 
     from ila.ablations import load_table
 
-    seeds = yaml.safe_load((CONFIGS / f"{profile}.yaml").read_text()).get("seeds", [0])
-    tables = ["table4", "table6", "table7", "table8", "table9", "table11", "table13"]
+    profile_cfg = yaml.safe_load((CONFIGS / f"{profile}.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    seeds = profile_cfg.get("seeds", schema["properties"]["seeds"].get("default", [0]))
+    tables = profile_cfg.get("tables", schema["properties"]["tables"]["default"])
+    assert {"table4", "table5", "table6", "table7", "table8", "table9", "table11", "table13"} <= set(tables)
     owned = set()
     for name in tables:
         assert f"results/{name}.csv" in out and f"results/{name}.md" in out
@@ -36,6 +40,13 @@ def test_dry_run_lists_every_row_of_every_table(profile, tmp_path):
                     owned.add((name, row.id, seed))
     # One training job per owned (row, seed), none for shared rows, and Table 9's latency is measured.
     assert f"train_row {len(owned)}" in " ".join(out.split()) and "results/latency/table9.json" in out
+    # Table 5: the EMD of each of its rows' runs (Table 4's), one emd_row job each, read by the table job.
+    emd = [f"results/table4/{row.id}/seed{seed}/emd.json" for row in load_table("table5").available_rows()
+           for seed in seeds]
+    assert all(row.run_table == "table4" for row in load_table("table5").available_rows())
+    assert all(path in out for path in emd) and len(emd) >= 8 * len(seeds)
+    assert f"emd_row {len(emd)}" in " ".join(out.split())
+    assert "results/table5.csv" in out and "results/table5.md" in out
     assert "train_row" in out and "evaluate_row" in out
 
 
@@ -134,14 +145,58 @@ def test_smoke_run_end_to_end(tmp_path):
     _smoke_tables_sharing_table4(tmp_path, client)
 
 
+def _smoke_table5(tmp_path, out):
+    """Table 5 on the Table 4 runs: one `ila emd` job per (row, seed), nothing trained for it; its EMD column is the
+    mean over seeds of the runs' emd.json, the per-seed values listed, the paper's EMD beside them; its plot shows
+    those values."""
+    from test_figures import check_table_plot
+
+    from ila import figures
+    from ila.ablations import load_table
+
+    rows = load_table("table5").available_rows()
+    seeds = [0, 1]  # smoke.yaml
+    assert " ".join(out.split()).count("rule emd_row:") == len(rows) * len(seeds)
+    with (tmp_path / "results" / "table5.csv").open() as fh:
+        t5 = list(csv.DictReader(fh))
+    assert [r["id"] for r in t5] == [row.id for row in rows]
+    by_id = {row.id: row for row in rows}
+    for r in t5:
+        emds = [json.loads((tmp_path / "results" / "table4" / r["id"] / f"seed{s}" / "emd.json").read_text())
+                for s in seeds]
+        values = [e["emd"] for e in emds]
+        assert all(v > 0 for v in values) and all(len(e["per_video"]["emd"]) > 0 for e in emds)
+        assert float(r["emd"]) == pytest.approx(sum(values) / len(values), abs=6e-5), r["id"]
+        assert float(r["emd_ci_low"]) <= float(r["emd"]) <= float(r["emd_ci_high"])
+        assert r["emd_per_seed"] == ";".join(f"{v:.4f}" for v in values)
+        assert r["run_table"] == "table4" and int(r["seeds"]) == 2
+        paper = by_id[r["id"]].paper.get("emd")
+        assert r["paper_emd"] == ("" if paper is None else str(paper))
+        metrics = [json.loads((tmp_path / "results" / "table4" / r["id"] / f"seed{s}" / "metrics.json").read_text())
+                   for s in seeds]
+        assert float(r["top1"]) == pytest.approx(sum(100 * m["top1"] for m in metrics) / 2, abs=0.006)
+    assert [r["id"] for r in t5 if r["emd_diff_vs_ref"] == ""] == ["baseline"]  # the reference row
+    assert "EMD" in (tmp_path / "results" / "table5.md").read_text()
+    # The table as a plot (the workflow's figure_table rule) shows these numbers.
+    drawn = []
+    real_save = figures.save
+    figures.save = lambda fig, path: drawn.append(fig) or real_save(fig, path)
+    try:
+        figures.table_plot(tmp_path / "results" / "table5.csv", tmp_path / "results" / "figures" / "table5", "emd")
+    finally:
+        figures.save = real_save
+    check_table_plot(drawn[0], t5, "emd")
+
+
 def _smoke_tables_sharing_table4(tmp_path, client):
     """Table 9 (two new rows, ILA shared from Table 4, a measured latency) and Table 13 (every row shared, the
     temporal score as its measure) on top of the Table 4 runs: only Table 9's two new rows are trained."""
-    res = snakemake("--cores", "2", "results/table9.csv", "results/table13.csv", "--configfile",
+    res = snakemake("--cores", "2", "results/table9.csv", "results/table13.csv", "results/table5.csv", "--configfile",
                     str(CONFIGS / "smoke.yaml"), cwd=tmp_path, timeout=900)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
     assert " ".join(out.split()).count("rule train_row:") == 4  # mi_add and mi_concat_all, 2 seeds each
+    _smoke_table5(tmp_path, out)
     with (tmp_path / "results" / "table9.csv").open() as fh:
         t9 = {r["id"]: r for r in csv.DictReader(fh)}
     assert list(t9) == ["mi_add", "mi_concat_all", "ila"] and t9["ila"]["run_table"] == "table4"
