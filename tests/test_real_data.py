@@ -208,8 +208,12 @@ def main(method, work, tiny):
     torch.set_num_threads(1)
     work = Path(work)
     out = {"start_method": mp.get_start_method()}
-    # Re-encoding: a pool of 2 whose one video crashes its worker; the rest is re-encoded, the crash named.
-    report = preprocess_videos(work / "src", work / "dst", EncodeSettings(short_side=64), workers=2, progress=False)
+    # Re-encoding: a pool whose one video crashes its worker; the rest is re-encoded, the crash named. Under fork,
+    # where processes are cheap, a pool of 2 (another video may be in flight when the pool breaks); else of 1: every
+    # new spawn/forkserver process imports torch, and the pool is rebuilt twice.
+    workers = 2 if method == "fork" else 1
+    report = preprocess_videos(work / "src", work / "dst", EncodeSettings(short_side=64), workers=workers,
+                               progress=False)
     out["preprocess"] = {"encoded_now": report["encoded_now"], "undecodable": report["undecodable"],
                          "files": sorted(p.name for p in (work / "dst").iterdir())}
     # Kinetics-400 tarballs extracted in a pool (of 1: the start method is what is tested, not the parallelism).
