@@ -476,13 +476,13 @@ def mde_sentences(summary: dict) -> list[str]:
                 "minimum detectable difference can be given; train more seeds (`--config seeds=[0,1,2]`)."]
     mdes = sorted(d.mde for d in diffs)
     s, v = diffs[0].n_seeds, diffs[0].n_videos
-    unit = "points" if summary["primary"] != "emd" else ""
+    nd = _digits(summary["primary"])
     text = (f"Power: the minimum detectable difference (80% power, 5% two-sided) of these comparisons, from the "
-            f"measured seed and video variances, is {mdes[0]:.2f}–{mdes[-1]:.2f} {unit} (median "
-            f"{float(np.median(mdes)):.2f}) with {s} seeds × {v} videos; the paper's differences are mostly "
-            "0.3–1.5 points.").replace("  ", " ")
+            f"measured seed and video variances, is {mdes[0]:.{nd}f}–{mdes[-1]:.{nd}f} (median "
+            f"{float(np.median(mdes)):.{nd}f}) with {s} seeds × {v} videos")
     if summary["primary"] == "emd":
-        return [text]
+        return [text + "."]
+    text += " (in points; the paper's differences are mostly 0.3–1.5 points)."
     needed = [_seeds_for(d, MDE_TARGET, v) for d in diffs]
     needed4 = [_seeds_for(d, MDE_TARGET, 4 * v) for d in diffs]
     return [text + f" Reaching {MDE_TARGET:.0f} points for the median comparison would take "
