@@ -92,9 +92,9 @@ class VarianceComponents:
     """The estimate's variance split by source, each already weighted as in the estimate (a contrast's weights
     included), so that the standard error at other seed and video counts follows: see :meth:`se_at`."""
 
-    seed: float  # s2_a: between trainings (per seed)
-    video: float  # s2_b: between videos (per video, times the number of videos)
-    residual: float  # s2_e: seed-by-video (per cell, times the number of videos)
+    seed: float  # s2_a: between trainings, per training
+    video: float  # s2_b: between videos, per video
+    residual: float  # s2_e: seed-by-video, per (training, video) cell
     n_seeds: int
     n_videos: int
 

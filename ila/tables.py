@@ -266,17 +266,21 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     return result
 
 
+def _primary_digits(primary: str) -> int:
+    return 2 if PRIMARY_MEASURES[primary][1] == 100 else 4
+
+
 def _primary_interval(out: dict, d: Difference, primary: str) -> None:
     """The row's own primary measure with seeds and videos as sources of error (replaces the seeds-only interval)."""
     if d.low is None:
         return
-    nd = 2 if PRIMARY_MEASURES[primary][1] == 100 else 4
+    nd = _primary_digits(primary)
     low, high = metric_bounds(primary)
     out[f"{primary}_ci_low"], out[f"{primary}_ci_high"] = round(max(d.low, low), nd), round(min(d.high, high), nd)
 
 
 def _difference(out: dict, d: Difference, primary: str) -> None:
-    nd = 2 if PRIMARY_MEASURES[primary][1] == 100 else 4
+    nd = _primary_digits(primary)
     out.update({f"{primary}_diff_vs_ref": round(d.diff, nd), f"{primary}_diff_ci_low": _round(d.low, nd),
                 f"{primary}_diff_ci_high": _round(d.high, nd), f"{primary}_diff_p": _round(d.p_value, 4),
                 f"{primary}_diff_significant": d.significant(), f"{primary}_diff_df": _round(d.df, 1),
@@ -477,7 +481,8 @@ def mde_sentences(summary: dict) -> list[str]:
     mdes = sorted(d.mde for d in diffs)
     s, v = diffs[0].n_seeds, diffs[0].n_videos
     nd = _digits(summary["primary"])
-    text = (f"Power: the minimum detectable difference (80% power, 5% two-sided) of these comparisons, from the "
+    text = (f"Power: the minimum detectable difference ({int(100 * POWER)}% power, 5% two-sided) of these "
+            "comparisons, from the "
             f"measured seed and video variances, is {mdes[0]:.{nd}f}–{mdes[-1]:.{nd}f} (median "
             f"{float(np.median(mdes)):.{nd}f}) with {s} seeds × {v} videos")
     if summary["primary"] == "emd":
