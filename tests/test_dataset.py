@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 import logging
 import shutil
 
@@ -248,3 +249,39 @@ def test_frame_cache_stops_growing_at_its_budget(data_cfg):
 def test_negative_frame_cache_is_a_config_error(data_cfg):
     with pytest.raises(ConfigError, match="data.frame_cache_mb"):
         dataclasses.replace(data_cfg, frame_cache_mb=-1).validate()
+
+
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_run_sampler_is_distributed_samplers_order_epoch_after_epoch_and_resumes_anywhere(world_size):
+    from torch.utils.data import DistributedSampler
+
+    from ila.data.dataset import ClipKey, RunBatchSampler
+
+    n, batch = 23, 4
+    for rank in range(world_size):
+        whole = list(itertools.islice(iter(RunBatchSampler(n, batch, 7, world_size, rank, epochs=None)), 20))
+        per_epoch = len(DistributedSampler(range(n), world_size, rank)) // batch
+        for b, keys in enumerate(whole):
+            epoch, pos = divmod(b, per_epoch)
+            ds = DistributedSampler(range(n), world_size, rank, shuffle=True, seed=7)
+            ds.set_epoch(epoch)
+            assert keys == [ClipKey(epoch, pos, i) for i in list(ds)[pos * batch : (pos + 1) * batch]]
+        for start in range(len(whole)):
+            epoch, pos = whole[start][0].epoch, whole[start][0].batch
+            resumed = RunBatchSampler(n, batch, 7, world_size, rank, start_epoch=epoch, start_batch=pos, epochs=None)
+            assert list(itertools.islice(iter(resumed), len(whole) - start)) == whole[start:]
+
+
+def test_one_loader_serves_several_epochs_with_the_clips_of_each_epoch(data_cfg):
+    cfg = dataclasses.replace(data_cfg, num_workers=2)
+    ds = VideoDataset(cfg, "train", seed=3)
+    loader = build_dataloader(ds, batch_size=16, epochs=3)
+    seen = {}
+    for batch in iterate_batches(loader):
+        for e, i, v in zip(batch["epoch"].tolist(), batch["index"].tolist(), batch["video"], strict=True):
+            seen[e, i] = v
+    assert {e for e, _ in seen} == {0, 1, 2} and len(seen) == 3 * (len(ds) // 16) * 16
+    direct = VideoDataset(data_cfg, "train", seed=3)
+    for (e, i), v in list(seen.items())[::17]:
+        direct.set_epoch(e)
+        torch.testing.assert_close(direct[i]["video"], v, rtol=0, atol=0)

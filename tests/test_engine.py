@@ -152,6 +152,32 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_dataset, tmp_path, monk
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+def test_workers_across_an_epoch_boundary_and_a_resume_give_the_same_weights(tiny_dataset, tmp_path, monkeypatch):
+    # 90 training clips at batch 8: 11 batches an epoch. The cut run dies after step 12 (epoch 1, batch 0), so its
+    # workers serve epochs 0 and 1 from one loader, and the resumed run starts inside epoch 1.
+    extra = ["model.variant=ila", "data.batch_size=8", "tracking.enabled=false", "train.checkpoint_every=4"]
+    train(_cfg(tiny_dataset, tmp_path / "full", *extra, steps=14), run_eval=False)
+
+    real_save = ckpt_mod.save_atomic
+
+    def save_then_die(obj, path):
+        real_save(obj, path)
+        if obj["step"] == 12:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod.ckpt, "save_atomic", save_then_die)
+    cfg = _cfg(tiny_dataset, tmp_path / "cut", *extra, "data.num_workers=2", steps=14)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_eval=False)
+    saved = ckpt_mod.load(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert (saved["step"], saved["epoch"], saved["batch_in_epoch"]) == (12, 1, 1)
+    monkeypatch.setattr(train_mod.ckpt, "save_atomic", real_save)
+    train(cfg, run_eval=False)
+    a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "cut")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
 def test_device_augmentation_trains_to_the_same_weights(tiny_dataset, tmp_path):
     extra = ["model.variant=ila", "data.batch_size=8", "tracking.enabled=false"]
     train(_cfg(tiny_dataset, tmp_path / "loader", *extra, steps=6), run_eval=False)

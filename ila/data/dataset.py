@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +37,15 @@ class BadSample:
     index: int
     path: str
     reason: str
+
+
+class ClipKey(NamedTuple):
+    """What a training item is drawn from: the epoch travels with the index from the sampler, so one set of loader
+    workers serves the whole run and a clip stays a function of (seed, epoch, index)."""
+
+    epoch: int
+    batch: int  # position of its batch in the epoch (what a checkpoint resumes after)
+    index: int
 
 
 def clip_seed(seed: int, epoch: int, index: int) -> int:
@@ -140,29 +149,41 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | BadSample:
+    def __getitem__(self, key: int | ClipKey) -> dict[str, Any] | BadSample:
+        """``key``: a :class:`ClipKey` (what the training loader's sampler sends) or a plain index (at
+        :meth:`set_epoch`'s epoch)."""
+        extra: dict[str, Any] = {}
+        if isinstance(key, ClipKey):
+            epoch, index = key.epoch, key.index
+            extra = {"epoch": key.epoch, "batch": key.batch}
+        else:
+            epoch, index = self.epoch, int(key)
         rec = self.records[index]
-        extra: dict[str, torch.Tensor] = {}
         try:
             reader = self.frame_cache.open(rec.path) if self.frame_cache else open_video(rec.path, self.backend)
-            n = len(reader)
-            label = rec.label
-            if self.train:
-                g = torch.Generator().manual_seed(clip_seed(self.seed, self.epoch, index))
-                idx = train_indices(n, self.cfg.num_frames, self.cfg.sampling, g)
-                clip = torch.from_numpy(reader.get_frames(idx)).permute(0, 3, 1, 2)
-                if self.cfg.augment_on == "device":
-                    video, flipped = self.transform.geometry(clip, g)
-                    extra["photometric"] = draw_photometric(g, self.cfg.augment)
-                else:
-                    video, flipped = self.transform(clip, g)
-                if flipped and self.flip_map is not None:
-                    label = self.flip_map[label]
-            else:
-                video = self._test_views(reader, n)
+            try:
+                video, label = self._item(reader, rec.label, epoch, index, extra)
+            finally:
+                reader.close()
         except VideoDecodeError as exc:
             return BadSample(index, str(rec.path), str(exc))
         return {"video": video, "label": label, "index": index, **extra}
+
+    def _item(self, reader, label: int, epoch: int, index: int, extra: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        n = len(reader)
+        if self.train:
+            g = torch.Generator().manual_seed(clip_seed(self.seed, epoch, index))
+            idx = train_indices(n, self.cfg.num_frames, self.cfg.sampling, g)
+            clip = torch.from_numpy(reader.get_frames(idx)).permute(0, 3, 1, 2)
+            if self.cfg.augment_on == "device":
+                video, flipped = self.transform.geometry(clip, g)
+                extra["photometric"] = draw_photometric(g, self.cfg.augment)
+            else:
+                video, flipped = self.transform(clip, g)
+            if flipped and self.flip_map is not None:
+                label = self.flip_map[label]
+            return video, label
+        return self._test_views(reader, n), label
 
     def _test_views(self, reader, n: int) -> torch.Tensor:
         t, clips = self.cfg.num_frames, self.cfg.test_clips
@@ -215,20 +236,48 @@ class ShardSampler(Sampler[int]):
         return len(range(self.rank, self.length, self.world_size))
 
 
-class SkipSampler(Sampler[int]):
-    """Drops the first ``skip`` indices of another sampler: resuming mid-epoch without decoding the skipped clips."""
+class RunBatchSampler(Sampler[list[ClipKey]]):
+    """Training batches epoch after epoch, from ``(start_epoch, start_batch)`` on, for ``epochs`` epochs (None: until
+    the consumer stops). Each epoch's order is DistributedSampler's for (seed, epoch); every item carries its epoch.
 
-    def __init__(self, sampler: Sampler[int], skip: int):
-        self.sampler, self.skip = sampler, skip
+    One sampler for the whole run keeps one set of loader workers busy across epoch boundaries (no restart, no wait
+    for a first batch each epoch), and resuming after batch ``b`` of epoch ``e`` starts at ``(e, b + 1)`` without
+    decoding the batches before it.
+    """
 
-    def __iter__(self):
-        it = iter(self.sampler)
-        for _ in range(self.skip):
-            next(it, None)
-        return it
+    def __init__(self, length: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
+                 start_epoch: int = 0, start_batch: int = 0, epochs: int | None = 1):
+        self.length, self.batch_size, self.seed = length, batch_size, seed
+        self.world_size, self.rank = world_size, rank
+        self.start_epoch, self.start_batch, self.epochs = start_epoch, start_batch, epochs
+        if length < 1:
+            raise ValueError("no training videos to sample from")
+        per_rank = len(self._order(0))
+        # A last short batch is dropped, as before (unless the epoch is shorter than one batch).
+        self.drop_last = per_rank >= batch_size
+
+    def _order(self, epoch: int) -> list[int]:
+        sampler = DistributedSampler(range(self.length), num_replicas=self.world_size, rank=self.rank, shuffle=True,
+                                     seed=self.seed, drop_last=False)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def epoch_batches(self, epoch: int) -> list[list[ClipKey]]:
+        order = self._order(epoch)
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        return [[ClipKey(epoch, b, i) for i in order[start : start + self.batch_size]]
+                for b, start in enumerate(range(0, stop, self.batch_size))]
+
+    def __iter__(self) -> Iterator[list[ClipKey]]:
+        epoch, skip = self.start_epoch, self.start_batch
+        while self.epochs is None or epoch < self.start_epoch + self.epochs:
+            yield from self.epoch_batches(epoch)[skip:]
+            epoch, skip = epoch + 1, 0
 
     def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.skip)
+        if self.epochs is None:
+            raise TypeError("a RunBatchSampler without an epoch count has no length")
+        return self.epochs * len(self.epoch_batches(0)) - self.start_batch
 
 
 def build_dataset(cfg: DataConfig, split: str, train: bool | None = None, seed: int = 0) -> VideoDataset:
@@ -242,31 +291,17 @@ def build_dataloader(
     rank: int = 0,
     epoch: int = 0,
     skip_batches: int = 0,
+    epochs: int | None = 1,
 ) -> DataLoader:
-    """Training loaders shuffle with a seed and epoch (identical order for any worker count, resumable);
-    evaluation loaders keep list order and shard without padding."""
+    """Training loaders shuffle with a seed and epoch (identical order for any worker count, resumable) from
+    ``(epoch, skip_batches)`` for ``epochs`` epochs (None: the whole run, one set of workers); evaluation loaders
+    keep list order and shard without padding."""
     cfg = dataset.cfg
     batch_size = batch_size or cfg.batch_size
     dataset.set_epoch(epoch)
-    full = 0
+    common = dict(num_workers=cfg.num_workers, collate_fn=collate_clips, pin_memory=torch.cuda.is_available())
     if dataset.train:
-        sampler: Sampler[int] = DistributedSampler(
-            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=dataset.seed, drop_last=False
-        )
-        sampler.set_epoch(epoch)
-        full = len(sampler)
-        if skip_batches:
-            sampler = SkipSampler(sampler, skip_batches * batch_size)
-    else:
-        sampler = ShardSampler(len(dataset), world_size, rank)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=cfg.num_workers,
-        collate_fn=collate_clips,
-        pin_memory=torch.cuda.is_available(),
-        drop_last=dataset.train and full >= batch_size,
-        # Workers are re-created each epoch so they see the dataset's current epoch.
-        persistent_workers=False,
-    )
+        batches = RunBatchSampler(len(dataset), batch_size, dataset.seed, world_size, rank, start_epoch=epoch,
+                                  start_batch=skip_batches, epochs=epochs)
+        return DataLoader(dataset, batch_sampler=batches, **common)
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), world_size, rank), **common)

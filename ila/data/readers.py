@@ -6,7 +6,9 @@ DataLoader fork, and one decode thread per reader keeps N workers from oversubsc
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
+import itertools
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -27,6 +29,10 @@ class VideoReader(Protocol):
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 RGB ``[T, H, W, 3]``."""
+        ...
+
+    def close(self) -> None:
+        """Release the file (a reader is opened and closed within one item)."""
         ...
 
 
@@ -98,54 +104,144 @@ class DecordReader:
             raise VideoDecodeError(f"{self.path}: decoded {frames.shape[0]} of {len(idx)} frames")
         return frames
 
+    def close(self) -> None:
+        self._vr = None
+
 
 class PyAVReader:
-    """Decodes sequentially up to the last requested frame: exact frame indices, no seeking surprises."""
+    """Opens the file once, indexes its packets (demuxing only) and decodes only from the keyframe before each frame
+    it needs, converting to RGB with one thread.
+
+    Frame ``i`` is the video's ``i``-th frame in presentation order: the packet with the ``i``-th smallest timestamp,
+    exactly the frame a decoder counting from the start reaches (variable frame rates included). Each decoded frame
+    is checked by its timestamp, so a container whose seeking lands late is corrected by seeking further back; a
+    stream without packet timestamps is decoded from the start.
+    """
 
     def __init__(self, path: Path):
         import av
+        from av.video.reformatter import VideoReformatter
 
         self.path = path
         try:
-            with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise VideoDecodeError(f"{path}: no video stream")
-                n = container.streams.video[0].frames
-                if n <= 0:  # container without a frame count: count by decoding
-                    n = sum(1 for _ in container.decode(video=0))
-        except VideoDecodeError:
-            raise
+            self._container = av.open(str(path))
         except Exception as exc:  # av.error.FFmpegError and friends
             raise VideoDecodeError(f"{path}: PyAV cannot open it: {exc}") from exc
-        self._n = n
+        try:
+            if not self._container.streams.video:
+                raise VideoDecodeError(f"{path}: no video stream")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_count = 1
+            self._pts, self._keyframes = self._index()
+        except VideoDecodeError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise VideoDecodeError(f"{path}: PyAV cannot read its packets: {exc}") from exc
+        # One scaler context for every frame: a new one per frame (what frame.to_ndarray does) costs the setup each
+        # time and, without a thread count, starts a thread pool sized from the CPU count per frame.
+        self._rgb = VideoReformatter()
+
+    def _index(self) -> tuple[list[int] | None, list[int]]:
+        pts, keyframes, untimed = [], [], 0
+        for packet in self._container.demux(self._stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            if packet.pts is None:
+                untimed += 1
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+        if untimed:  # no timestamps to seek by: count frames and decode from the start
+            self._count = untimed + len(pts)
+            return None, []
+        self._count = len(pts)
+        return sorted(pts), sorted(keyframes)
 
     def __len__(self) -> int:
-        return self._n
+        return self._count
+
+    def close(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is not None:
+            container.close()
+            self._container = None
+
+    def _to_rgb(self, frame) -> np.ndarray:
+        return self._rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        import av
-
         idx = _check_indices(self.path, indices, len(self))
-        wanted = set(idx)
-        last = max(idx)
-        found: dict[int, np.ndarray] = {}
+        if self._container is None:
+            raise VideoDecodeError(f"{self.path}: reader already closed")
         try:
-            with av.open(str(self.path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_count = 1
-                for i, frame in enumerate(container.decode(stream)):
-                    if i in wanted:
-                        found[i] = frame.to_ndarray(format="rgb24")
-                    if i >= last:
-                        break
+            found = self._decode_sequential(set(idx)) if self._pts is None else self._decode_seeking(set(idx))
+        except VideoDecodeError:
+            raise
         except Exception as exc:
             raise VideoDecodeError(f"{self.path}: PyAV failed to decode: {exc}") from exc
-        missing = wanted - found.keys()
+        missing = set(idx) - found.keys()
         if missing:
             raise VideoDecodeError(
-                f"{self.path}: frames {sorted(missing)[:5]} not decodable (header says {len(self)} frames)"
+                f"{self.path}: frames {sorted(missing)[:5]} not decodable (its index lists {len(self)} frames)"
             )
         return np.stack([found[i] for i in idx])
+
+    def _decode_sequential(self, wanted: set[int]) -> dict[int, np.ndarray]:
+        self._container.seek(0)
+        found, last = {}, max(wanted)
+        for i, frame in enumerate(self._container.decode(self._stream)):
+            if i in wanted:
+                found[i] = self._to_rgb(frame)
+            if i >= last:
+                break
+        return found
+
+    def _decode_seeking(self, wanted: set[int]) -> dict[int, np.ndarray]:
+        by_pts = {self._pts[i]: i for i in wanted}
+        found: dict[int, np.ndarray] = {}
+        frames, position, floor = None, None, 0
+        for i in sorted(wanted):
+            target = self._pts[i]
+            if i in found:
+                continue
+            keyframe = self._keyframe_before(target)
+            # Keep decoding when the decoder already sits inside the target's group of pictures: seeking would
+            # decode from the same keyframe again.
+            if frames is None or position is None or position < keyframe or position >= target:
+                frames, floor = self._seek(keyframe, target), keyframe
+                position = None
+            for frame in frames:
+                if frame.pts is None or frame.pts < floor:  # leading pictures of an open GOP: not from this seek
+                    continue
+                position = frame.pts
+                j = by_pts.get(frame.pts)
+                if j is not None and j not in found:
+                    found[j] = self._to_rgb(frame)
+                if frame.pts >= target:
+                    break
+        return found
+
+    def _keyframe_before(self, pts: int) -> int:
+        k = bisect.bisect_right(self._keyframes, pts) - 1
+        return self._keyframes[k] if k >= 0 else self._pts[0]
+
+    def _seek(self, keyframe: int, target: int):
+        """A frame iterator positioned at or before ``target``: seek to ``keyframe`` and check where the decoder
+        landed; if past the target (some containers seek by decode time), go back a keyframe at a time."""
+        candidates = [k for k in self._keyframes if k <= keyframe][::-1] or [self._pts[0]]
+        for key in candidates:
+            self._container.seek(key, stream=self._stream, backward=True, any_frame=False)
+            frames = self._container.decode(self._stream)
+            first = next(frames, None)
+            if first is None:
+                break
+            if first.pts is not None and first.pts <= target:
+                return itertools.chain([first], frames)
+        self._container.seek(0)
+        return self._container.decode(self._stream)
 
 
 class DecodedVideo:
@@ -160,6 +256,9 @@ class DecodedVideo:
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         return self.frames[_check_indices(self.path, indices, len(self))]
+
+    def close(self) -> None:
+        pass
 
 
 class FrameCache:
@@ -187,7 +286,10 @@ class FrameCache:
         reader = open_video(path, self.backend)
         if self.full:
             return reader
-        frames = reader.get_frames(range(len(reader)))
+        try:
+            frames = reader.get_frames(range(len(reader)))
+        finally:
+            reader.close()
         if self.used + frames.nbytes > self.limit:
             self.full = True
             return DecodedVideo(path, frames)

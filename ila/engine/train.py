@@ -195,86 +195,84 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
     overall = {"clips": 0, "wait": 0.0, "total": 0.0}
     model.train()
     micro = 0
-    while step < tcfg.steps:
-        loader = build_dataloader(train_set, world_size=info.world_size, rank=info.rank, epoch=epoch,
-                                  skip_batches=batch_in_epoch)
-        t_wait = time.perf_counter()
-        for batch in iterate_batches(loader):
-            t_ready = time.perf_counter()
-            video = batch["video"].to(info.device, non_blocking=True)
-            if "photometric" in batch:  # data.augment_on: device
-                video = apply_photometric_batch(video, batch["photometric"])
-            labels = batch["label"].to(info.device)
-            if mixup is not None and video.shape[0] % 2 == 0:
-                b, t = video.shape[:2]
-                flat, target = mixup(video.flatten(1, 2), labels)  # cutmix boxes on the spatial dims, all frames
-                video = flat.reshape(b, t, *video.shape[2:])
-            else:
-                target = None
-            _set_jitter(model, base_jitter, step, cfg)
-            sync = nullcontext() if not info.distributed or micro + 1 == tcfg.accum_steps else ddp.no_sync()
-            with sync:
-                with torch.autocast(info.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    out = ddp(video)
-                    logits = out.logits.float()
-                    ce = soft_ce(logits, target) if target is not None else \
-                        F.cross_entropy(logits, labels, label_smoothing=tcfg.label_smoothing)
-                    loss = ce + cfg.model.align_loss_weight * out.aux_loss.float()
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"non-finite training loss ({loss.item()}) at step {step + 1} (epoch {epoch}); the last good "
-                        f"checkpoint {ckpt_path} is kept. Lower train.optim.lr or check the data."
-                    )
-                (loss / tcfg.accum_steps).backward()
-            micro += 1
-            batch_in_epoch += 1
-            window["loss"] += loss.item()
-            window["ce"] += ce.item()
-            window["align"] += out.aux_loss.item()
-            window["clips"] += video.shape[0] * info.world_size
-            window["n"] += 1
-            if micro < tcfg.accum_steps:
-                window["wait"] += t_ready - t_wait
-                window["total"] += time.perf_counter() - t_wait
-                t_wait = time.perf_counter()
-                continue
-            micro = 0
-            if tcfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.optim.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            scheduler.step_update(step)
+    # One loader for the rest of the run: its workers stay up across epochs, and every batch says which epoch and
+    # which batch of it it is (what the checkpoint records to resume after).
+    loader = build_dataloader(train_set, world_size=info.world_size, rank=info.rank, epoch=epoch,
+                              skip_batches=batch_in_epoch, epochs=None)
+    batches = iterate_batches(loader) if step < tcfg.steps else iter(())
+    t_wait = time.perf_counter()
+    for batch in batches:
+        t_ready = time.perf_counter()
+        epoch, batch_in_epoch = int(batch["epoch"][0]), int(batch["batch"][0]) + 1
+        video = batch["video"].to(info.device, non_blocking=True)
+        if "photometric" in batch:  # data.augment_on: device
+            video = apply_photometric_batch(video, batch["photometric"])
+        labels = batch["label"].to(info.device)
+        if mixup is not None and video.shape[0] % 2 == 0:
+            b, t = video.shape[:2]
+            flat, target = mixup(video.flatten(1, 2), labels)  # cutmix boxes on the spatial dims, all frames
+            video = flat.reshape(b, t, *video.shape[2:])
+        else:
+            target = None
+        _set_jitter(model, base_jitter, step, cfg)
+        sync = nullcontext() if not info.distributed or micro + 1 == tcfg.accum_steps else ddp.no_sync()
+        with sync:
+            with torch.autocast(info.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                out = ddp(video)
+                logits = out.logits.float()
+                ce = soft_ce(logits, target) if target is not None else \
+                    F.cross_entropy(logits, labels, label_smoothing=tcfg.label_smoothing)
+                loss = ce + cfg.model.align_loss_weight * out.aux_loss.float()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"non-finite training loss ({loss.item()}) at step {step + 1} (epoch {epoch}); the last good "
+                    f"checkpoint {ckpt_path} is kept. Lower train.optim.lr or check the data."
+                )
+            (loss / tcfg.accum_steps).backward()
+        micro += 1
+        window["loss"] += loss.item()
+        window["ce"] += ce.item()
+        window["align"] += out.aux_loss.item()
+        window["clips"] += video.shape[0] * info.world_size
+        window["n"] += 1
+        if micro < tcfg.accum_steps:
             window["wait"] += t_ready - t_wait
             window["total"] += time.perf_counter() - t_wait
-            if step > 1:
-                overall["clips"] += video.shape[0] * info.world_size * tcfg.accum_steps
-                overall["wait"] += t_ready - t_wait
-                overall["total"] += time.perf_counter() - t_wait
-            bar.update()
-            if step % tcfg.log_every == 0 or step == tcfg.steps:
-                n = max(window["n"], 1)
-                lrs = {g["group"]: g["lr"] for g in optimizer.param_groups}
-                row = {"train/loss": window["loss"] / n, "train/ce": window["ce"] / n,
-                       "train/align": window["align"] / n, "train/lr": lrs.get("clip", lrs.get("new")),
-                       "train/lr_new": lrs.get("new", 0.0),
-                       "train/clips_per_s": window["clips"] / max(window["total"], 1e-9),
-                       "train/data_wait_frac": window["wait"] / max(window["total"], 1e-9)}
-                tracker.log_metrics(row, step)
-                bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{row['train/lr']:.2e}")
-                log.info("step %d/%d %s", step, tcfg.steps, " ".join(f"{k}={v:.4g}" for k, v in row.items()))
-                window = dict.fromkeys(window, 0.0)
-                window["clips"] = window["n"] = 0
-            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-                save()
             t_wait = time.perf_counter()
-            if step >= tcfg.steps:
-                break
-        else:
-            epoch += 1
-            batch_in_epoch = 0
             continue
-        break
+        micro = 0
+        if tcfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        scheduler.step_update(step)
+        window["wait"] += t_ready - t_wait
+        window["total"] += time.perf_counter() - t_wait
+        if step > 1:
+            overall["clips"] += video.shape[0] * info.world_size * tcfg.accum_steps
+            overall["wait"] += t_ready - t_wait
+            overall["total"] += time.perf_counter() - t_wait
+        bar.update()
+        if step % tcfg.log_every == 0 or step == tcfg.steps:
+            n = max(window["n"], 1)
+            lrs = {g["group"]: g["lr"] for g in optimizer.param_groups}
+            row = {"train/loss": window["loss"] / n, "train/ce": window["ce"] / n,
+                   "train/align": window["align"] / n, "train/lr": lrs.get("clip", lrs.get("new")),
+                   "train/lr_new": lrs.get("new", 0.0),
+                   "train/clips_per_s": window["clips"] / max(window["total"], 1e-9),
+                   "train/data_wait_frac": window["wait"] / max(window["total"], 1e-9)}
+            tracker.log_metrics(row, step)
+            bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{row['train/lr']:.2e}")
+            log.info("step %d/%d %s", step, tcfg.steps, " ".join(f"{k}={v:.4g}" for k, v in row.items()))
+            window = dict.fromkeys(window, 0.0)
+            window["clips"] = window["n"] = 0
+        if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
+            save()
+        t_wait = time.perf_counter()
+        if step >= tcfg.steps:
+            break
+    del batches, loader  # stops the workers
     bar.close()
     summary: dict[str, Any] = {"train_steps": step}
     if overall["total"] > 0:
