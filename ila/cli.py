@@ -237,6 +237,8 @@ def _run_fetch_weights(args: argparse.Namespace) -> int:
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
+    from ila.data.preprocess import EncodeSettings  # light: no video stack
+
     p = sub.add_parser("data", help="fetch, extract, re-encode and list a real dataset (Kinetics-400, SSv2)",
                        description="The steps the workflow's data rules run, one at a time. Layout under --root: "
                        "downloads/<split>/, videos/<split>/, videos_s<N>/<split>/, train.txt, val.txt, labels.csv.")
@@ -267,6 +269,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dst", required=True)
     r.add_argument("--short-side", type=int, default=256)
     r.add_argument("--crf", type=int, default=23)
+    r.add_argument("--keyframe-interval", type=int, default=EncodeSettings().keyframe_interval,
+                   help="frames between keyframes (default: %(default)s; fewer decode faster and take more disk)")
     r.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
     r.add_argument("--no-progress", action="store_true")
 
@@ -285,7 +289,8 @@ def _run_data(args: argparse.Namespace) -> int:
     if args.step == "preprocess":  # the only step without the download stack (requests), e.g. on a GPU node
         from ila.data import preprocess
 
-        settings = preprocess.EncodeSettings(short_side=args.short_side, crf=args.crf)
+        settings = preprocess.EncodeSettings(short_side=args.short_side, crf=args.crf,
+                                             keyframe_interval=args.keyframe_interval)
         report = preprocess.preprocess_videos(args.src, args.dst, settings, args.workers,
                                               progress=False if args.no_progress else None)
         print(f"{args.dst}: {report['videos']} videos, {len(report['undecodable'])} undecodable")

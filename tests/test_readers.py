@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,77 @@ def test_damaged_files_raise_decode_error_naming_the_file(tiny_dataset, tmp_path
     with pytest.raises(VideoDecodeError, match=kind):
         r = open_video(path, backend)
         r.get_frames(range(len(r)))
+
+
+def _encode(path, frames=60, gop=10, codec="libx264", vfr=False, bframes=None):
+    import av
+
+    rng = np.random.default_rng(1)
+    base = np.kron(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8), np.ones((8, 8, 1), dtype=np.uint8))
+    with av.open(str(path), "w", format="webm" if codec == "libvpx-vp9" else "mp4") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.codec_context.gop_size = gop
+        if bframes is not None:
+            stream.codec_context.max_b_frames = bframes
+        if vfr:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for t in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(base, 3 * t, axis=1)), format="rgb24")
+            # Irregular gaps (40, 40, 80 ms, ...) where asked: frame i is still the i-th in presentation order.
+            frame.pts = (40 * t + 40 * (t // 3)) if vfr else t
+            frame.time_base = Fraction(1, 1000) if vfr else Fraction(1, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _all_frames_sequentially(path):
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+class _CountingContainer:
+    """A container whose decoded frames are counted (the reader's decoding work)."""
+
+    def __init__(self, container):
+        self._container, self.decoded = container, 0
+
+    def decode(self, *args, **kwargs):
+        for frame in self._container.decode(*args, **kwargs):
+            self.decoded += 1
+            yield frame
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+@pytest.mark.parametrize("kind", ["h264-bframes", "h264-variable-rate", "h264-no-bframes", "vp9-webm"])
+def test_seeking_pyav_reader_gives_the_frames_of_a_decode_from_the_start(tmp_path, kind):
+    options = {"h264-bframes": {}, "h264-variable-rate": {"vfr": True}, "h264-no-bframes": {"bframes": 0},
+               "vp9-webm": {"codec": "libvpx-vp9"}}[kind]
+    path = _encode(tmp_path / f"{kind}.{'webm' if 'vp9' in kind else 'mp4'}", **options)
+    expected = _all_frames_sequentially(path)
+    reader = open_video(path, "pyav")
+    assert len(reader) == len(expected) == 60
+    rng = np.random.default_rng(0)
+    requests = [list(range(60)), [59], [0, 59, 0], [31, 30, 29, 5], sorted(rng.choice(60, 8, replace=False)),
+                rng.integers(0, 60, 12).tolist(), [9, 10, 11, 19, 20, 21]]  # across keyframes (every 10th frame)
+    for idx in requests:
+        np.testing.assert_array_equal(reader.get_frames(idx), expected[idx], err_msg=f"{kind} {idx}")
+    reader.close()
+
+
+def test_seeking_pyav_reader_decodes_only_from_the_keyframe_before_each_frame(tmp_path):
+    path = _encode(tmp_path / "gop10.mp4", bframes=0)
+    reader = open_video(path, "pyav")
+    reader._container = counting = _CountingContainer(reader._container)
+    reader.get_frames([52])  # keyframe at 50: frames 50, 51, 52
+    assert counting.decoded <= 4, counting.decoded
+    counting.decoded = 0
+    reader.get_frames([3, 13, 23, 33, 43, 53])  # six groups of pictures, ~4 frames each instead of 54 from the start
+    assert counting.decoded <= 6 * 5, counting.decoded

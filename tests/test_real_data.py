@@ -175,6 +175,41 @@ def test_preprocess_downscales_resumes_and_counts_undecodable(tmp_path):
     assert not list(dst.glob(".*partial*"))
 
 
+
+def _packets(path):
+    """(frame number, decode position, keyframe?) of each packet, in decode order."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+    order = {pts: i for i, pts in enumerate(sorted(pts for pts, _ in packets))}
+    return [(order[pts], position, key) for position, (pts, key) in enumerate(packets)]
+
+
+def test_preprocess_writes_short_groups_of_pictures_and_redoes_videos_of_other_settings(tmp_path, caplog):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    encode_clip(src / "long.mp4", 1, size=(192, 128), frames=40)
+    preprocess_videos(src, dst, EncodeSettings(short_side=64), workers=1, progress=False)
+    packets = _packets(dst / "long.mp4")
+    keyframes = sorted(pts for pts, _, key in packets if key)
+    assert len(packets) == 40 and keyframes == list(range(0, 40, EncodeSettings().keyframe_interval))
+    assert all(frame == position for frame, position, _ in packets)  # no B-frames: no frame held back
+
+    # Other settings: every video is written again (and an interrupted run keeps the new settings' record).
+    before = (dst / "long.mp4").stat().st_mtime_ns
+    report = preprocess_videos(src, dst, EncodeSettings(short_side=64, keyframe_interval=20), workers=1,
+                               progress=False)
+    assert report["encoded_now"] == 1 and (dst / "long.mp4").stat().st_mtime_ns != before
+    assert sorted(pts for pts, _, key in _packets(dst / "long.mp4") if key) == [0, 20]
+    assert "other settings" in caplog.text
+    # Videos from before settings were recorded count as other settings too.
+    (dst / ".encode-settings.json").unlink()
+    assert preprocess_videos(src, dst, EncodeSettings(short_side=64), workers=1, progress=False)["encoded_now"] == 1
+    assert preprocess_videos(src, dst, EncodeSettings(short_side=64), workers=1, progress=False)["encoded_now"] == 0
+
+
 # The data code's process pools and DataLoader workers, run under one start method in a fresh interpreter (a script
 # file, so that spawn and forkserver workers import it as __mp_main__ and get its re-encoder patch). Python 3.14's
 # Linux default is forkserver; spawn is macOS's and Windows'.

@@ -71,3 +71,33 @@ def test_test_views_are_deterministic_and_three_crops_cover_the_long_side():
     torch.testing.assert_close(three[1], one[0])
     assert not torch.allclose(three[0], three[2])
     torch.testing.assert_close(EvalTransform(32, 36, 3)(clip), three, rtol=0, atol=0)
+
+
+def test_batched_photometric_equals_the_per_clip_path_bit_for_bit():
+    from ila.data.transforms import apply_photometric, apply_photometric_batch, draw_photometric
+
+    video = torch.stack([_clip(seed=s, h=24, w=24) for s in range(40)])
+    # Every clip its own factors and op order; about half grayscale; some without jitter.
+    params = torch.stack([draw_photometric(torch.Generator().manual_seed(s), AugmentConfig(color_jitter_p=0.8,
+                                                                                           grayscale_p=0.5))
+                          for s in range(40)])
+    assert {tuple(r[5:9].tolist()) for r in params if r[0]} and 0 < params[:, 9].sum() < 40 and not params[:, 0].all()
+    expected = torch.stack([apply_photometric(c, r) for c, r in zip(video, params, strict=True)])
+    for per_pass in (None, 1, 7, 40):
+        got = apply_photometric_batch(video, params, clips_per_pass=per_pass)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert video.dtype == torch.uint8 and video.equal(torch.stack([_clip(seed=s, h=24, w=24) for s in range(40)]))
+
+
+def test_batched_photometric_runs_no_loop_over_clips(monkeypatch):
+    from ila.data import transforms
+
+    calls = []
+    real = transforms._batched_hue
+    monkeypatch.setattr(transforms, "_BATCHED", {**transforms._BATCHED,
+                                                 "hue": lambda c, f: calls.append(len(c)) or real(c, f)})
+    params = torch.stack([transforms.draw_photometric(torch.Generator().manual_seed(s), AugmentConfig(
+        color_jitter_p=1.0)) for s in range(32)])
+    transforms.apply_photometric_batch(torch.stack([_clip(seed=s, h=8, w=8) for s in range(32)]), params,
+                                       clips_per_pass=32)
+    assert len(calls) <= 4 and sum(calls) == 32  # one call per position of the op order, not one per clip

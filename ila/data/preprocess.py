@@ -13,12 +13,13 @@ Why: decoding cost grows with the pixel count, and raw Kinetics-400 is often 720
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,14 +34,26 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 
 @dataclass(frozen=True)
 class EncodeSettings:
+    """How videos are re-encoded. The last three trade disk for decode time; their defaults were chosen by
+    measurement (``python benchmarks/data_throughput.py --keyframes``; README, "What it costs")."""
+
     short_side: int = 256
     crf: int = 23
     preset: str = "veryfast"
-    # Frames between keyframes. A reader that seeks decodes from the keyframe before each frame it needs, so a clip of
-    # 8 frames from a 300-frame video costs ~8 x keyframe_interval / 2 decoded frames; x264's default (250) leaves
-    # 2 keyframes per 10 s clip and every training clip decodes most of its video. Chosen by measurement (README,
-    # "What it costs": decode ms per clip against MB per clip); None keeps the encoder's default.
-    keyframe_interval: int | None = 16
+    # Frames between keyframes. A reader that seeks decodes from the keyframe before each frame it needs: with
+    # x264's default (250, i.e. 2 keyframes per 10 s clip) a training clip of 8 frames decodes most of its video;
+    # with 8 it decodes ~4.5 frames per frame kept. None keeps the encoder's default.
+    keyframe_interval: int | None = 8
+    # B-frames make the decoder hold frames back, so reaching a frame means decoding the next few as well.
+    bframes: int | None = 0
+    # x264's fastdecode tune (no CABAC, no deblocking, no weighted prediction): decoding is cheaper per frame.
+    tune: str | None = "fastdecode"
+
+    def x264_options(self) -> dict[str, str]:
+        options = {"crf": str(self.crf), "preset": self.preset}
+        if self.tune:
+            options["tune"] = self.tune
+        return options
 
 
 def output_name(source_name: str) -> str:
@@ -72,9 +85,11 @@ def reencode(src: Path, dst: Path, settings: EncodeSettings) -> None:
             stream = out.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.thread_count = 1
-            stream.options = {"crf": str(settings.crf), "preset": settings.preset}
+            stream.options = settings.x264_options()
             if settings.keyframe_interval:
                 stream.codec_context.gop_size = settings.keyframe_interval
+            if settings.bframes is not None:
+                stream.codec_context.max_b_frames = settings.bframes
             for frame in source.decode(video):
                 # threads=1: swscale's automatic pool is sized from the CPU count, per frame (16 threads per 8 frames
                 # on 2 cores here, 128 on a 16-core node) and oversubscribes the cores the other workers use.
@@ -141,6 +156,34 @@ def report_path(dst_dir: str | Path) -> Path:
     return dst_dir.with_name(dst_dir.name + ".report.json")
 
 
+SETTINGS_FILE = ".encode-settings.json"
+
+
+def _same_settings(dst_dir: Path, settings: EncodeSettings) -> bool:
+    """Whether the videos already in ``dst_dir`` were written with ``settings`` (if not, they are removed); records
+    the settings for the next run.
+
+    The record is written before any video, so an interrupted run resumes; outputs without one predate it (this
+    suite's earlier settings) and count as other settings."""
+    path, wanted = dst_dir / SETTINGS_FILE, asdict(settings)
+    try:
+        recorded = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        recorded = None
+    existing = any(dst_dir.glob("*.mp4"))
+    if recorded == wanted or not existing:
+        write_json(wanted, path)
+        return True
+    # Removed first, then the new settings recorded: an interrupted re-encode never leaves old videos counted as new.
+    old = sorted(dst_dir.glob("*.mp4"))
+    log.warning("%s holds %d videos written with other settings (%s): removing them to re-encode every video with "
+                "%s", dst_dir, len(old), recorded or "from before settings were recorded", wanted)
+    for video in old:
+        video.unlink()
+    write_json(wanted, path)
+    return False
+
+
 def preprocess_videos(
     src_dir: str | Path,
     dst_dir: str | Path,
@@ -155,9 +198,11 @@ def preprocess_videos(
     dst_dir.mkdir(parents=True, exist_ok=True)
     sources = sorted(p for p in src_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     # Done = an output newer than its source (a source replaced later, e.g. by Kinetics-400's replacement clips,
-    # is re-encoded again).
+    # is re-encoded again), written with these settings: outputs of other settings (e.g. this suite's earlier
+    # keyframe spacing, 250 frames, which made every clip decode most of its video) are all re-encoded.
+    same = _same_settings(dst_dir, settings)
     todo = [(str(p), str(dst_dir / output_name(p.name)), settings) for p in sources
-            if not _up_to_date(p, dst_dir / output_name(p.name))]
+            if not (same and _up_to_date(p, dst_dir / output_name(p.name)))]
     workers = workers or usable_cores()
     log.info("%s: %d videos, %d already done, %d to re-encode to short side %d with %d workers", src_dir,
              len(sources), len(sources) - len(todo), len(todo), settings.short_side, workers)
@@ -192,6 +237,7 @@ def preprocess_videos(
         log.warning("skipped %s: %s", src_dir / name, error)
     report = {
         "source": str(src_dir),
+        "settings": asdict(settings),
         "short_side": settings.short_side,
         "videos": len(sources),
         "encoded_now": len(todo) - len(failures),
