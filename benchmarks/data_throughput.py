@@ -2,6 +2,7 @@
 
     python benchmarks/data_throughput.py [--clips 400] [--root data/synth-default] [--kinetics-like-only]
     python benchmarks/data_throughput.py --reencode-only   # the preprocessing rule's cost per video
+    python benchmarks/data_throughput.py --keyframes       # decode ms per clip against MB per clip, per setting
 
 Two parts, single process and one thread each, so the figures are per core (a DataLoader with N workers scales them
 roughly N-fold):
@@ -13,6 +14,9 @@ roughly N-fold):
 * ``--reencode``: what the workflow's ``preprocess_videos`` rule costs per Kinetics-like video (10 s, 30 fps) from
   1280x720 and 640x360 to short side 256 (one process, one thread), and what that is for Kinetics-400's ~260k train
   and val clips per core.
+* ``--keyframes``: the re-encoding settings side by side (keyframe interval, B-frames, x264's fastdecode tune), from
+  640x360 to 456x256: encode seconds and MB per clip, and ms to decode one training clip (8 frames) per reader.
+  The choice of ``EncodeSettings``' defaults rests on this table.
 """
 
 from __future__ import annotations
@@ -44,8 +48,13 @@ def main() -> None:
     p.add_argument("--reencode", action="store_true", help="also time the re-encoding to short side 256")
     p.add_argument("--reencode-only", action="store_true", help="time only the re-encoding")
     p.add_argument("--reencode-videos", type=int, default=3, help="videos re-encoded per source size")
+    p.add_argument("--keyframes", action="store_true", help="only the table of re-encoding settings")
+    p.add_argument("--keyframe-videos", type=int, default=8, help="videos per setting in --keyframes")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.keyframes:
+        keyframe_settings(args)
+        return
     if not args.reencode_only:
         if not args.kinetics_like_only:
             synthetic_preset(args)
@@ -76,6 +85,51 @@ def reencode_cost(args) -> None:
             per = took / args.reencode_videos
             print(f"{f'{width}x{height}':>9} {per:8.2f} {size / args.reencode_videos / 1e6:7.2f} "
                   f"{per * K400_TRAIN_VAL_CLIPS / 3600:27.0f}", flush=True)
+
+
+# (keyframe interval, B-frames, tune): x264's defaults first (this suite's settings before the keyframe study).
+KEYFRAME_SETTINGS = [(None, None, None), (16, None, None), (16, None, "fastdecode"), (8, None, "fastdecode"),
+                     (16, 0, "fastdecode"), (8, 0, "fastdecode"), (4, 0, "fastdecode"), (1, None, "fastdecode")]
+
+
+def decode_ms(paths: list[Path], backend: str, frames: int = 8, repeats: int = 3) -> float:
+    """Mean ms to open a video and decode one training clip's frames (segment sampling), one thread."""
+    from ila.data.sampling import train_indices
+
+    start, n = time.perf_counter(), 0
+    for k, path in enumerate(paths * repeats):
+        reader = open_video(path, backend)
+        reader.get_frames(train_indices(len(reader), frames, "segment", torch.Generator().manual_seed(k)))
+        reader.close()
+        n += 1
+    return 1e3 * (time.perf_counter() - start) / n
+
+
+def keyframe_settings(args) -> None:
+    from ila.data.preprocess import EncodeSettings, reencode
+
+    backends = available_backends()
+    print(f"Re-encoding 640x360 -> 456x256 (H.264 CRF 23, veryfast), {args.keyframe_videos} Kinetics-like videos "
+          f"(10 s, 30 fps) per setting; one process, one thread. Decode = open + one training clip of "
+          f"{args.frames} frames. Default: {EncodeSettings()}")
+    print(f"{'keyframe every':>14} {'B-frames':>8} {'tune':>10} {'encode s':>9} {'MB/clip':>8} "
+          + " ".join(f"{b + ' ms':>10}" for b in backends))
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = [encode_kinetics_like(Path(tmp) / f"src_{k}.mp4", 640, 360, seed=k)
+                   for k in range(args.keyframe_videos)]
+        for interval, bframes, tune in KEYFRAME_SETTINGS:
+            settings = EncodeSettings(short_side=256, keyframe_interval=interval, bframes=bframes, tune=tune)
+            out = Path(tmp) / f"k{interval}_{bframes}_{tune}"
+            out.mkdir()
+            start = time.perf_counter()
+            for src in sources:
+                reencode(src, out / src.name, settings)
+            encode = (time.perf_counter() - start) / len(sources)
+            paths = sorted(out.glob("*.mp4"))
+            mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
+            print(f"{interval or '250 (x264)':>14} {'x264' if bframes is None else bframes:>8} {tune or '-':>10} "
+                  f"{encode:9.2f} {mb:8.2f} " + " ".join(f"{decode_ms(paths, b, args.frames):10.1f}" for b in backends),
+                  flush=True)
 
 
 def synthetic_preset(args) -> None:

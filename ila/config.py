@@ -56,20 +56,28 @@ class DataConfig:
     input_size: int = 224
     # Short side before cropping; None means input_size * 256 / 224 as in the CLIP video recipes.
     resize_short: int | None = None
-    reader: Literal["auto", "decord", "pyav"] = "auto"
+    # 'auto': PyAV if installed, else decord. 'torchcodec' needs its extra and FFmpeg's shared libraries.
+    reader: Literal["auto", "pyav", "decord", "torchcodec"] = "auto"
     # 'on' flips without touching labels (Kinetics); 'remap' flips and maps each label to its mirror
     # class from the labels file (direction classes); 'off' never flips (SSv2 without a mirror map).
     hflip: Literal["off", "on", "remap"] = "off"
     test_clips: int = 1
     test_crops: Literal[1, 3] = 1
     # Where training augmentation runs. 'loader': all of it in the DataLoader workers. 'device': the workers decode,
-    # resize, crop and flip (uint8); colour jitter, grayscale and normalisation run on the training device for the
-    # whole batch, with the parameters still drawn in the workers from (seed, epoch, index): the same clips, and
-    # on the same device the same numbers, for less worker CPU (the photometric ops are ~40% of a clip's CPU cost).
+    # resize, crop and flip, and ship uint8; colour jitter, grayscale and normalisation run on the training device for
+    # the whole batch at once, with the parameters still drawn in the workers from (seed, epoch, index): the same
+    # clips (bit for bit on the CPU), for less worker CPU (the photometric ops are most of a clip's augmentation) and
+    # a quarter of the bytes through the loader. The paper profiles use 'device'.
     augment_on: Literal["loader", "device"] = "loader"
+    # Where training clips are decoded. 'loader': in the DataLoader workers (data.reader). 'device': the workers only
+    # read each video's frame count and size and draw the frame indices, crop box, flip and colour parameters; the
+    # training process decodes those frames on its device with torchcodec (the GPU's video decoder on CUDA) and
+    # crops, flips and colours them there. For when the CPU cores cannot decode as fast as the GPU trains; needs
+    # augment_on: device and the torchcodec extra (README, "Running at paper scale").
+    decode_on: Literal["loader", "device"] = "loader"
     # Decoded training videos kept in memory per loading process, in MiB (0: off). Each video is then decoded once
-    # per process rather than once per draw; worth it when the decoded training split fits (see README). DataLoader
-    # workers are re-created every epoch, so with num_workers > 0 a worker's cache lasts one epoch: use it with 0.
+    # per process rather than once per draw; worth it when the decoded training split fits (see README). A training
+    # loader's workers live for the whole run, so each keeps its own cache (memory: budget x max(1, num_workers)).
     frame_cache_mb: int = 0
     # Fraction of unreadable or missing videos tolerated before loading fails.
     max_bad_fraction: float = 0.01
@@ -89,6 +97,9 @@ class DataConfig:
                 f"{where}.resize_short: expected >= input_size ({self.input_size}), got {self.resize_short}"
             )
         _check_range(f"{where}.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
+        if self.decode_on == "device" and self.augment_on != "device":
+            raise ConfigError(f"{where}.decode_on: 'device' decodes clips in the training process, so their "
+                              f"augmentation must run there too: set {where}.augment_on: device")
         self.augment.validate(f"{where}.augment")
 
     @property

@@ -108,3 +108,20 @@ def table4_row_config(tiny_dataset, tmp_path):
         return resolve_run_config(cfg)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def torchcodec_cpu():
+    """torchcodec, loadable: skip (saying why) where it or FFmpeg's shared libraries are missing; but in CI
+    (CI=true) with FFmpeg installed it must load, so a broken install fails there instead of skipping."""
+    import os
+    import shutil
+
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401  (loads FFmpeg's libraries)
+    except Exception as exc:  # ImportError, or RuntimeError/OSError when FFmpeg's libraries are missing
+        reason = f"torchcodec cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes") and shutil.which("ffmpeg"):
+            pytest.fail(f"in CI with FFmpeg installed the torchcodec tests must run, but {reason}")
+        pytest.skip(reason)
+    return "cpu"

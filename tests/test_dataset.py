@@ -285,3 +285,55 @@ def test_one_loader_serves_several_epochs_with_the_clips_of_each_epoch(data_cfg)
     for (e, i), v in list(seen.items())[::17]:
         direct.set_epoch(e)
         torch.testing.assert_close(direct[i]["video"], v, rtol=0, atol=0)
+
+
+def test_decoding_on_the_device_gives_the_loaders_clips(data_cfg, torchcodec_cpu):
+    """data.decode_on: device on the CPU: the workers send frame indices and drawn choices, the training process
+    decodes with torchcodec and finishes the clips: bit for bit the clips the workers make with PyAV."""
+    from ila.data.device import BatchOnDevice
+
+    base = dataclasses.replace(data_cfg, augment_on="device", reader="pyav", num_workers=2)
+    loader_ds = VideoDataset(base, "train", seed=5)
+    planned_ds = VideoDataset(dataclasses.replace(base, decode_on="device"), "train", seed=5)
+    item = planned_ds[3]
+    assert "video" not in item and item["frame_indices"].shape == (8,) and item["geometry"].shape == (7,)
+    device = torch.device(torchcodec_cpu)
+    made = [BatchOnDevice(loader_ds, device)(b) for b in iterate_batches(build_dataloader(loader_ds, epoch=1))]
+    planned = [BatchOnDevice(planned_ds, device)(b) for b in iterate_batches(build_dataloader(planned_ds, epoch=1))]
+    assert len(made) == len(planned) > 1
+    for (video_a, labels_a), (video_b, labels_b) in zip(made, planned, strict=True):
+        assert labels_a.equal(labels_b)  # flip-remapped labels included
+        torch.testing.assert_close(video_b, video_a, rtol=0, atol=0)
+
+
+def test_a_clip_that_fails_to_decode_on_the_device_is_dropped_and_counted(data_cfg, torchcodec_cpu, monkeypatch):
+    from ila.data import device as device_mod
+    from ila.data.readers import TorchCodecReader, VideoDecodeError
+
+    cfg = dataclasses.replace(data_cfg, augment_on="device", decode_on="device", max_bad_fraction=0.5)
+    ds = VideoDataset(cfg, "train", seed=0)
+    batch = next(iterate_batches(build_dataloader(ds, batch_size=4)))
+    victim = ds.records[int(batch["index"][1])].path
+
+    class Failing(TorchCodecReader):
+        def __init__(self, path, device="cpu"):
+            if path == victim:
+                raise VideoDecodeError(f"{path}: broken on the device")
+            super().__init__(path, device)
+
+    monkeypatch.setattr(device_mod, "TorchCodecReader", Failing)
+    video, labels = device_mod.BatchOnDevice(ds, torch.device("cpu"))(batch)
+    assert video.shape[0] == labels.shape[0] == 3 and str(victim) in ds.bad
+    assert labels.tolist() == [batch["label"][k].item() for k in (0, 2, 3)]
+
+
+def test_decoding_on_the_device_needs_device_augmentation_and_names_the_missing_extra(data_cfg, monkeypatch):
+    from ila.data import readers
+
+    with pytest.raises(ConfigError, match=r"data.decode_on: 'device'.*augment_on: device"):
+        dataclasses.replace(data_cfg, decode_on="device").validate()
+    real_find_spec = readers.importlib.util.find_spec
+    monkeypatch.setattr(readers.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torchcodec" else real_find_spec(name, *a))
+    with pytest.raises(RuntimeError, match=r"torchcodec.*not installed.*ila-repro\[torchcodec\]"):
+        VideoDataset(dataclasses.replace(data_cfg, augment_on="device", decode_on="device"), "train")

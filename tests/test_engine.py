@@ -187,6 +187,15 @@ def test_device_augmentation_trains_to_the_same_weights(tiny_dataset, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+def test_decoding_on_the_device_trains_to_the_same_weights(tiny_dataset, tmp_path, torchcodec_cpu):
+    extra = ["model.variant=ila", "data.batch_size=8", "tracking.enabled=false", "data.augment_on=device"]
+    train(_cfg(tiny_dataset, tmp_path / "loader", *extra, steps=6), run_eval=False)
+    train(_cfg(tiny_dataset, tmp_path / "device", *extra, "data.decode_on=device", steps=6), run_eval=False)
+    a, b = _final_state(tmp_path / "loader"), _final_state(tmp_path / "device")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     from ila.models.video_clip import VideoCLIP
 

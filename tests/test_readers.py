@@ -25,8 +25,8 @@ def test_decord_and_pyav_decode_identical_frames(tiny_dataset):
         np.testing.assert_array_equal(d.get_frames([9, 2, 2, 15]), p.get_frames([9, 2, 2, 15]))
 
 
-def test_auto_prefers_decord_when_installed():
-    expected = "decord" if "decord" in available_backends() else "pyav"
+def test_auto_prefers_pyav_when_installed():
+    expected = "pyav" if "pyav" in available_backends() else "decord"
     assert resolve_backend("auto") == expected
     with pytest.raises(ValueError, match="unknown video reader"):
         resolve_backend("opencv")
@@ -138,3 +138,12 @@ def test_seeking_pyav_reader_decodes_only_from_the_keyframe_before_each_frame(tm
     counting.decoded = 0
     reader.get_frames([3, 13, 23, 33, 43, 53])  # six groups of pictures, ~4 frames each instead of 54 from the start
     assert counting.decoded <= 6 * 5, counting.decoded
+
+
+def test_torchcodec_reader_decodes_pyavs_frames(tiny_dataset, tmp_path, torchcodec_cpu):
+    for path in [*_videos(tiny_dataset, 3), _encode(tmp_path / "b.mp4"), _encode(tmp_path / "v.webm",
+                                                                                  codec="libvpx-vp9")]:
+        tc, av_reader = open_video(path, "torchcodec"), open_video(path, "pyav")
+        assert len(tc) == len(av_reader) and tc.frame_size == av_reader.frame_size
+        for idx in (list(range(len(tc))), [len(tc) - 1, 0, 3, 3]):
+            np.testing.assert_array_equal(tc.get_frames(idx), av_reader.get_frames(idx))

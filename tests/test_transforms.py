@@ -101,3 +101,24 @@ def test_batched_photometric_runs_no_loop_over_clips(monkeypatch):
     transforms.apply_photometric_batch(torch.stack([_clip(seed=s, h=8, w=8) for s in range(32)]), params,
                                        clips_per_pass=32)
     assert len(calls) <= 4 and sum(calls) == 32  # one call per position of the op order, not one per clip
+
+
+def test_resized_short_size_is_the_size_torchvision_resizes_to():
+    from ila.data.transforms import resize_short, resized_short_size
+
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        h, w = (int(v) for v in torch.randint(20, 90, (2,), generator=rng))
+        frame = torch.zeros(1, 3, h, w, dtype=torch.uint8)
+        for size in (24, 37, 64):
+            assert tuple(resize_short(frame, size).shape[-2:]) == resized_short_size(h, w, size), (h, w, size)
+
+
+def test_drawn_geometry_applied_elsewhere_is_the_geometry():
+    tf = TrainTransform(32, 36, AugmentConfig(), flip=True)
+    for seed in range(20):
+        clip = _clip(seed=seed, h=40 + seed, w=70 - seed)
+        direct, flipped = tf.geometry(clip, torch.Generator().manual_seed(seed))
+        draw = tf.draw_geometry(*clip.shape[-2:], torch.Generator().manual_seed(seed))
+        assert bool(draw[6]) == flipped
+        torch.testing.assert_close(tf.apply_geometry(clip, draw), direct, rtol=0, atol=0)

@@ -64,7 +64,8 @@ class VideoDataset(Dataset):
     Items are dicts ``{"video", "label", "index"}``: ``video`` is ``[T, 3, S, S]`` for training and
     ``[V, T, 3, S, S]`` for testing, with ``V = test_clips * test_crops`` views in clip-major order. With
     ``data.augment_on: device`` a training item's video is still uint8 and carries its drawn ``"photometric"``
-    parameters (:func:`ila.data.transforms.apply_photometric_batch` finishes it on the training device).
+    parameters; with ``data.decode_on: device`` it has no video, only ``"frame_indices"``, ``"geometry"`` and
+    ``"photometric"``. :class:`ila.data.device.BatchOnDevice` finishes either on the training device.
     """
 
     def __init__(self, cfg: DataConfig, split: str, train: bool | None = None, seed: int = 0):
@@ -90,8 +91,13 @@ class VideoDataset(Dataset):
             else:
                 self.records.append(rec)
         self._check_bad_fraction()
+        # Training clips decoded by the training process (data.decode_on: device): the workers only read headers.
+        self.decode_elsewhere = self.train and cfg.decode_on == "device"
+        if self.decode_elsewhere:
+            resolve_backend("torchcodec")  # the training process decodes with it: name the extra now if missing
         # Only training draws a video more than once; evaluation reads each once.
-        self.frame_cache = FrameCache(cfg.frame_cache_mb, self.backend) if self.train and cfg.frame_cache_mb else None
+        cache = self.train and cfg.frame_cache_mb and not self.decode_elsewhere
+        self.frame_cache = FrameCache(cfg.frame_cache_mb, self.backend) if cache else None
         if self.train:
             self.transform = TrainTransform(cfg.input_size, cfg.short_side, cfg.augment, flip=cfg.hflip != "off")
         else:
@@ -167,13 +173,23 @@ class VideoDataset(Dataset):
                 reader.close()
         except VideoDecodeError as exc:
             return BadSample(index, str(rec.path), str(exc))
-        return {"video": video, "label": label, "index": index, **extra}
+        if video is not None:
+            extra["video"] = video
+        return {"label": label, "index": index, **extra}
 
-    def _item(self, reader, label: int, epoch: int, index: int, extra: dict[str, Any]) -> tuple[torch.Tensor, int]:
+    def _item(self, reader, label: int, epoch: int, index: int,
+              extra: dict[str, Any]) -> tuple[torch.Tensor | None, int]:
         n = len(reader)
         if self.train:
             g = torch.Generator().manual_seed(clip_seed(self.seed, epoch, index))
             idx = train_indices(n, self.cfg.num_frames, self.cfg.sampling, g)
+            if self.decode_elsewhere:  # the training process decodes: send what to decode and how to augment it
+                extra["frame_indices"] = torch.tensor(idx, dtype=torch.int64)
+                extra["geometry"] = self.transform.draw_geometry(*reader.frame_size, g)
+                extra["photometric"] = draw_photometric(g, self.cfg.augment)
+                if extra["geometry"][6] and self.flip_map is not None:
+                    label = self.flip_map[label]
+                return None, label
             clip = torch.from_numpy(reader.get_frames(idx)).permute(0, 3, 1, 2)
             if self.cfg.augment_on == "device":
                 video, flipped = self.transform.geometry(clip, g)
@@ -215,7 +231,7 @@ def iterate_batches(loader: DataLoader) -> Iterator[dict[str, Any]]:
     for batch in loader:
         for sample in batch["skipped"]:
             dataset.record_bad(sample)
-        if "video" in batch:
+        if "label" in batch:
             yield batch
 
 

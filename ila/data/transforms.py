@@ -40,6 +40,16 @@ def resize_short(clip: torch.Tensor, size: int) -> torch.Tensor:
     return TF.resize(clip, [size], antialias=True)
 
 
+def resized_short_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """The frame size :func:`resize_short` gives: the short side ``size``, the long side scaled and truncated (as
+    torchvision's ``resize`` with one size does)."""
+    if min(height, width) == size:
+        return height, width
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
 def multiscale_crop_box(
     h: int, w: int, scales: tuple[float, ...], g: torch.Generator, max_aspect_gap: int = 1
 ) -> tuple[int, int, int, int]:
@@ -207,13 +217,24 @@ class TrainTransform:
     def geometry(self, clip: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, bool]:
         """Resize, multi-scale crop and flip: uint8 ``[T, 3, S, S]`` and whether it was flipped. The photometric
         part is drawn next from the same generator (``draw_photometric``), so splitting the two changes nothing."""
-        clip = resize_short(clip, self.short_side)
-        top, left, ch, cw = multiscale_crop_box(*clip.shape[-2:], self.augment.multiscale_scales, g)
-        clip = TF.resized_crop(clip, top, left, ch, cw, [self.input_size, self.input_size], antialias=True)
+        draw = self.draw_geometry(*clip.shape[-2:], g)
+        return self.apply_geometry(clip, draw), bool(draw[6])
+
+    def draw_geometry(self, height: int, width: int, g: torch.Generator) -> torch.Tensor:
+        """The geometric choices for frames of ``height x width``, drawn as :meth:`geometry` draws them, as one row
+        ``[resized height, resized width, top, left, crop height, crop width, flipped]``: what a loader worker sends
+        when the frames are decoded elsewhere (``data.decode_on: device``)."""
+        h, w = resized_short_size(height, width, self.short_side)
+        top, left, ch, cw = multiscale_crop_box(h, w, self.augment.multiscale_scales, g)
         flipped = self.flip and _bernoulli(g, self.augment.flip_p)
-        if flipped:
-            clip = TF.horizontal_flip(clip)
-        return clip, flipped
+        return torch.tensor([h, w, top, left, ch, cw, int(flipped)], dtype=torch.int64)
+
+    def apply_geometry(self, clip: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        """Frames ``[T, 3, H, W]`` (any device) with drawn choices -> uint8 ``[T, 3, S, S]``."""
+        _, _, top, left, ch, cw, flipped = (int(v) for v in draw)
+        clip = resize_short(clip, self.short_side)
+        clip = TF.resized_crop(clip, top, left, ch, cw, [self.input_size, self.input_size], antialias=True)
+        return TF.horizontal_flip(clip) if flipped else clip
 
 
 @dataclass

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ila.config import RunConfig, to_dict
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
-from ila.data.transforms import apply_photometric_batch
+from ila.data.device import BatchOnDevice
 from ila.engine import checkpoint as ckpt
 from ila.engine.distributed import DistInfo, job_threads, setup, teardown
 from ila.engine.evaluate import metrics_for_mlflow, run_evaluation, write_metrics
@@ -199,15 +199,17 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
     # which batch of it it is (what the checkpoint records to resume after).
     loader = build_dataloader(train_set, world_size=info.world_size, rank=info.rank, epoch=epoch,
                               skip_batches=batch_in_epoch, epochs=None)
+    on_device = BatchOnDevice(train_set, info.device)
     batches = iterate_batches(loader) if step < tcfg.steps else iter(())
     t_wait = time.perf_counter()
     for batch in batches:
-        t_ready = time.perf_counter()
         epoch, batch_in_epoch = int(batch["epoch"][0]), int(batch["batch"][0]) + 1
-        video = batch["video"].to(info.device, non_blocking=True)
-        if "photometric" in batch:  # data.augment_on: device
-            video = apply_photometric_batch(video, batch["photometric"])
-        labels = batch["label"].to(info.device)
+        # Decoding (data.decode_on: device) and colour augmentation (augment_on: device) count as waiting for data.
+        finished = on_device(batch)
+        if finished is None:  # no clip of this batch decoded on the device (each failure counted)
+            continue
+        video, labels = finished
+        t_ready = time.perf_counter()
         if mixup is not None and video.shape[0] % 2 == 0:
             b, t = video.shape[:2]
             flat, target = mixup(video.flatten(1, 2), labels)  # cutmix boxes on the spatial dims, all frames

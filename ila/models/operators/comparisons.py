@@ -1,8 +1,8 @@
 """The temporal operators ILA is compared with in Table 4, on the same block interface.
 
 Each one that adds parameters starts as an identity of the image block (zero-initialised output projection), so
-training begins from the image model and only the temporal operator differs between rows. How the reference
-implementations build them: ``shared/reference/baselines.md``.
+training begins from the image model and only the temporal operator differs between rows. Each follows its
+reference implementation (TSM's shift, TimeSformer's divided attention, X-CLIP's message tokens, ATA's alignment).
 """
 
 from __future__ import annotations
