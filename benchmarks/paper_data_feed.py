@@ -43,6 +43,7 @@ from data_throughput import decode_ms, encode_kinetics_like  # noqa: E402
 
 from ila.config import AugmentConfig, DataConfig  # noqa: E402
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches  # noqa: E402
+from ila.data.device import BatchOnDevice  # noqa: E402
 from ila.data.preprocess import EncodeSettings, preprocess_videos, usable_cores  # noqa: E402
 from ila.data.readers import available_backends  # noqa: E402
 from ila.data.transforms import TrainTransform, apply_photometric_batch, draw_photometric  # noqa: E402
@@ -141,24 +142,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def feed(data: Path, args, augment_on: str, one_loader: bool, device: torch.device | None) -> tuple[float, int]:
-    """Clips/s the real loader delivers (and, with ``device``, after the photometric part there)."""
+def feed(data: Path, args, augment_on: str, one_loader: bool, device: torch.device | None,
+         decode_on: str = "loader") -> tuple[float, int]:
+    """Clips/s the real loader delivers (and, with ``device``, after the trainer's last steps there: decoding with
+    ``decode_on: device``, the photometric part)."""
     cfg = DataConfig(root=str(data), input_size=224, num_frames=8, hflip="on", batch_size=args.batch,
-                     num_workers=args.workers, augment_on=augment_on)
+                     num_workers=args.workers, augment_on=augment_on, decode_on=decode_on)
     ds = VideoDataset(cfg, "train", seed=0)
     per_epoch = len(ds) // args.batch
     epochs = -(-args.feed_clips // (per_epoch * args.batch))
     loaders = [build_dataloader(ds, epochs=epochs)] if one_loader else \
         (build_dataloader(ds, epoch=e) for e in range(epochs))
+    on_device = BatchOnDevice(ds, device) if device is not None else None
     clips, start = 0, None
     for loader in loaders:
         for batch in iterate_batches(loader):
             if start is None:  # timed from the first batch: the first start-up of the workers is left out
                 start = time.perf_counter()
-            video = batch["video"]
-            if device is not None:
-                video = apply_photometric_batch(video.to(device, non_blocking=True), batch["photometric"])
-                _sync(device)
+            if device is None:
+                clips += len(batch["video"])
+                continue
+            video, _ = on_device(batch)
+            _sync(device)
             clips += len(video)
     return clips / (time.perf_counter() - start), clips
 
@@ -169,14 +174,27 @@ def loader_feed(datasets: dict[str, Path], args, device: torch.device) -> None:
     rows = [("old: x264-default clips, CPU augmentation, float32, a loader per epoch", "old", "loader", False, None),
             ("new: suite's clips, uint8, one loader for the run", "new", "device", True, None),
             (f"new + photometric part on {device.type}", "new", "device", True, device)]
-    for label, clips, augment_on, one_loader, dev in rows:
-        rate, n = feed(datasets[clips], args, augment_on, one_loader, dev)
+    if torchcodec_loads():
+        rows.append((f"new, decoded on {device.type} (torchcodec; the workers only draw)", "new", "device", True,
+                     device, "device"))
+    else:
+        print("  (torchcodec does not load here: no row for data.decode_on: device)")
+    for label, clips, augment_on, one_loader, dev, *decode_on in rows:
+        rate, n = feed(datasets[clips], args, augment_on, one_loader, dev, *decode_on)
         print(f"  {label:72} {rate:7.1f} clips/s ({n} clips)", flush=True)
+
+
+def torchcodec_loads() -> bool:
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception:  # not installed, or FFmpeg's shared libraries missing
+        return False
+    return True
 
 
 def train_feed(data: Path, args) -> None:
     print(f"\nthe real trainer (ViT-B/32 random weights, 8x224², batch {args.batch}, {args.workers} workers, "
-          f"augment_on device, {args.steps} steps, first step excluded)")
+          f"augment_on device, decode_on {args.decode_on}, {args.steps} steps, first step excluded)")
     print(f"  {'variant':10} {'fed clips/s':>12} {'data wait':>10} {'GPU alone clips/s':>18}")
     for variant in args.variants:
         out = data.parent / "runs" / variant
@@ -184,6 +202,7 @@ def train_feed(data: Path, args) -> None:
         cmd = [sys.executable, "-m", "ila.cli", "train", f"model.variant={variant}", "model.backbone=ViT-B-32",
                "model.pretrained=null", f"data.root={data}", "data.input_size=224", "data.num_frames=8",
                f"data.batch_size={args.batch}", f"data.num_workers={args.workers}", "data.augment_on=device",
+               f"data.decode_on={args.decode_on}",
                "data.hflip=on", f"train.steps={args.steps}", f"train.log_every={args.steps}",
                f"train.checkpoint_every={args.steps}", "tracking.enabled=false", f"output_dir={out}",
                "--skip-eval", "--no-resume"]
@@ -205,6 +224,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--variants", nargs="+", default=["baseline", "ila"])
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--decode-on", choices=["loader", "device"], default="loader",
+                   help="the trainer's data.decode_on (device: torchcodec on the GPU)")
     p.add_argument("--train", action=argparse.BooleanOptionalAction, default=None,
                    help="run the trainer part (default: only with CUDA)")
     p.add_argument("--keep", help="work in this directory (kept; reused by the next run), not a temporary one")

@@ -20,5 +20,5 @@ def test_paper_data_feed_prints_old_and_new_loader_rows(tmp_path):
     assert "usable cores" in out and "MB/clip" in out
     assert re.search(r"decode, new clips, pyav +\d+\.\d", out) and re.search(r"geometry only +\d+\.\d", out)
     rows = re.findall(r"^  (old|new)\b.* (\d+\.\d) clips/s \((\d+) clips\)$", out, flags=re.M)
-    assert [r[0] for r in rows] == ["old", "new", "new"], out
+    assert [r[0] for r in rows][:3] == ["old", "new", "new"] and len(rows) in (3, 4), out  # 4: with torchcodec
     assert all(float(rate) > 0 and int(n) >= 12 for _, rate, n in rows)

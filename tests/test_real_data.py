@@ -325,7 +325,7 @@ def test_data_processes_under_every_start_method(method, tiny_dataset, tmp_path)
     pre = out["preprocess"]
     assert pre["encoded_now"] == 3 and list(pre["undecodable"]) == ["crash.mp4"], pre
     assert "died on it" in pre["undecodable"]["crash.mp4"]
-    assert pre["files"] == ["ok0.mp4", "ok1.mp4", "ok2.mp4"]
+    assert pre["files"] == [".encode-settings.json", "ok0.mp4", "ok1.mp4", "ok2.mp4"]  # and nothing half-written
     assert out["extract"] == {"extracted": 3, "same_bytes": True}
     assert out["synth"] == {"clips": 40, "same_bytes": True}
     assert out["loader"] == {"same_batches": True, "shapes": [[4, 8, 3, 32, 32], [4, 2, 8, 3, 32, 32]]}

@@ -231,8 +231,10 @@ class TrainTransform:
 
     def apply_geometry(self, clip: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
         """Frames ``[T, 3, H, W]`` (any device) with drawn choices -> uint8 ``[T, 3, S, S]``."""
-        _, _, top, left, ch, cw, flipped = (int(v) for v in draw)
+        h, w, top, left, ch, cw, flipped = (int(v) for v in draw)
         clip = resize_short(clip, self.short_side)
+        if tuple(clip.shape[-2:]) != (h, w):  # two decoders that disagree on a video's frame size
+            raise ValueError(f"frames resized to {tuple(clip.shape[-2:])}, but the crop was drawn for {(h, w)}")
         clip = TF.resized_crop(clip, top, left, ch, cw, [self.input_size, self.input_size], antialias=True)
         return TF.horizontal_flip(clip) if flipped else clip
 
