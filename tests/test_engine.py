@@ -265,3 +265,26 @@ def test_emd_of_a_trained_run_is_per_video_on_the_evaluated_videos(trained):
     assert res["options"] == {"normalize": True, "metric": "euclidean", "num_itermax": 1_000_000}
     raw = measure_run(cfg, options=EMDOptions(normalize=False))
     assert raw["emd"] != res["emd"]
+
+
+def test_the_trainer_steps_every_operators_schedule_before_each_forward(tiny_dataset, tmp_path, monkeypatch):
+    from ila.models.operators.ila import ILAOperator, decayed_jitter
+
+    seen = []
+    real = ILAOperator.on_train_step
+
+    def record(self, step, train):
+        real(self, step, train)
+        seen.append((step, self.jitter))
+
+    monkeypatch.setattr(ILAOperator, "on_train_step", record)
+    cfg = _cfg(tiny_dataset, tmp_path / "run", "model.variant=ila", "data.batch_size=8", "tracking.enabled=false",
+               "train.accum_steps=2", "train.jitter_decay_start=1", "train.jitter_halve_every=2", steps=4)
+    train(cfg, run_eval=False)
+    per_forward = len(seen) // 8  # 4 steps x 2 micro-batches, every ILA block once each
+    assert per_forward >= 1 and len(seen) == 8 * per_forward
+    steps = [s for s, _ in seen[::per_forward]]
+    assert steps == [0, 0, 1, 1, 2, 2, 3, 3]
+    # The release's schedule: 0.2 until step 1, then halved at once and every 2 steps.
+    assert [j for _, j in seen[::per_forward]] == [0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05]
+    assert decayed_jitter(0.2, 7, cfg.train) == 0.2 * 0.5 ** 4

@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,19 +108,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig) -> CosineL
     )
 
 
-def _jitter_at(step: int, cfg: RunConfig, base: float) -> float:
-    t = cfg.train
-    if t.jitter_decay_start is None or t.jitter_halve_every is None or step < t.jitter_decay_start:
-        return base
-    return base * 0.5 ** (1 + (step - t.jitter_decay_start) // t.jitter_halve_every)
-
-
-def _set_jitter(model: VideoCLIP, value_by_op: dict[str, float], step: int, cfg: RunConfig) -> None:
-    for key, op in model.video_vit.operators.items():
-        if hasattr(op, "jitter"):
-            op.jitter = _jitter_at(step, cfg, value_by_op[key])
-
-
 def train(cfg: RunConfig, resume: bool = True, run_eval: bool = True) -> dict[str, Any]:
     """Train, checkpoint and (unless ``run_eval`` is False) evaluate; returns the final metrics (rank 0 writes
     ``metrics.json``) or, without evaluation, the training summary."""
@@ -140,8 +128,26 @@ def train(cfg: RunConfig, resume: bool = True, run_eval: bool = True) -> dict[st
         teardown(info)
 
 
-def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resume: bool,
-           run_eval: bool) -> dict[str, Any]:
+@dataclass
+class _Run:
+    """What a training run works with, built once by :func:`_prepare`."""
+
+    cfg: RunConfig
+    info: DistInfo
+    train_set: VideoDataset
+    model: VideoCLIP
+    optimizer: torch.optim.Optimizer
+    scheduler: CosineLRScheduler
+    mixup: Mixup | None
+    ckpt_path: Path
+    autocast_dtype: torch.dtype | None
+    ddp: Any = None
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` done (a resumed run starts after them)
+
+
+def _prepare(cfg: RunConfig, info: DistInfo, run_dir: Path) -> _Run:
     _configure_speed(cfg, info)
     torch.manual_seed(cfg.seed)  # model initialisation: the same on every rank
     np.random.seed(cfg.seed + info.rank)  # mixup / cutmix draws (timm uses numpy's global generator)
@@ -150,144 +156,187 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     train_set = VideoDataset(cfg.data, "train", seed=cfg.seed)
     model = create_model(cfg.model, train_set.class_names).to(info.device)
-    base_jitter = {k: getattr(op, "jitter", 0.0) for k, op in model.video_vit.operators.items()}
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg)
-    tcfg = cfg.train
-    num_classes = len(train_set.classes)
-    mixup = None
-    if tcfg.mixup > 0 or tcfg.cutmix > 0:
-        mixup = Mixup(mixup_alpha=tcfg.mixup, cutmix_alpha=tcfg.cutmix, switch_prob=tcfg.mixup_switch_prob,
-                      label_smoothing=tcfg.label_smoothing, num_classes=num_classes)
-    soft_ce = SoftTargetCrossEntropy()
+    t = cfg.train
+    mixup = Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, switch_prob=t.mixup_switch_prob,
+                  label_smoothing=t.label_smoothing, num_classes=len(train_set.classes)) \
+        if t.mixup > 0 or t.cutmix > 0 else None
+    return _Run(cfg, info, train_set, model, optimizer, build_scheduler(optimizer, cfg), mixup,
+                run_dir / "checkpoints" / "last.pt", _autocast_dtype(cfg, info))
 
-    step, epoch, batch_in_epoch = 0, 0, 0
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
+
+def _restore(run: _Run, resume: bool) -> None:
+    """Continue from the run's last checkpoint when it has one written with this config."""
     state = None
-    if resume and ckpt_path.exists():
-        state = ckpt.load(ckpt_path, info.device, what_to_do="delete it, or pass --no-resume to start this run over")
-    if state is not None and state["config"] != to_dict(cfg):
-        log.warning("%s was written with another config; starting this run from scratch", ckpt_path)
+    if resume and run.ckpt_path.exists():
+        state = ckpt.load(run.ckpt_path, run.info.device,
+                          what_to_do="delete it, or pass --no-resume to start this run over")
+    if state is not None and state["config"] != to_dict(run.cfg):
+        log.warning("%s was written with another config; starting this run from scratch", run.ckpt_path)
         state = None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.step, run.epoch, run.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         ckpt.set_rng_state(state["rng"])
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt_path, step, epoch, batch_in_epoch)
-    tracker.start(cfg, {"dataset": Path(cfg.data.root).name, "variant": cfg.model.variant,
-                        "backbone": cfg.model.backbone, "world_size": str(info.world_size)})
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", run.ckpt_path, run.step, run.epoch,
+                 run.batch_in_epoch)
 
-    ddp = DistributedDataParallel(model, device_ids=[info.local_rank] if info.device.type == "cuda" else None) \
-        if info.distributed else model
-    autocast_dtype = _autocast_dtype(cfg, info)
 
-    def save() -> None:
-        if info.is_main:
-            ckpt.save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                              "epoch": epoch, "batch_in_epoch": batch_in_epoch, "rng": ckpt.rng_state(),
-                              "config": to_dict(cfg)}, ckpt_path)
+def _save(run: _Run) -> None:
+    if run.info.is_main:
+        ckpt.save_atomic({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                          "step": run.step, "epoch": run.epoch, "batch_in_epoch": run.batch_in_epoch,
+                          "rng": ckpt.rng_state(), "config": to_dict(run.cfg)}, run.ckpt_path)
 
-    bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {run_dir.name}", unit="step",
-               disable=None if info.is_main else True)
-    window = {"loss": 0.0, "ce": 0.0, "align": 0.0, "clips": 0, "wait": 0.0, "total": 0.0, "n": 0}
-    # Whole-run throughput, from the second optimiser step on (the first pays for warm-up and caches).
-    overall = {"clips": 0, "wait": 0.0, "total": 0.0}
-    model.train()
-    micro = 0
-    # One loader for the rest of the run: its workers stay up across epochs, and every batch says which epoch and
-    # which batch of it it is (what the checkpoint records to resume after).
-    loader = build_dataloader(train_set, world_size=info.world_size, rank=info.rank, epoch=epoch,
-                              skip_batches=batch_in_epoch, epochs=None)
-    on_device = BatchOnDevice(train_set, info.device)
-    batches = iterate_batches(loader) if step < tcfg.steps else iter(())
-    t_wait = time.perf_counter()
-    for batch in batches:
-        epoch, batch_in_epoch = int(batch["epoch"][0]), int(batch["batch"][0]) + 1
-        # Decoding (data.decode_on: device) and colour augmentation (augment_on: device) count as waiting for data.
+
+def _forward_backward(run: _Run, video: torch.Tensor, labels: torch.Tensor, last_micro: bool) -> dict[str, float]:
+    """One micro-batch: mixup, forward under autocast, loss, backward (gradients synchronised on the last one)."""
+    cfg, info = run.cfg, run.info
+    target = None
+    if run.mixup is not None and video.shape[0] % 2 == 0:
+        b, t = video.shape[:2]
+        flat, target = run.mixup(video.flatten(1, 2), labels)  # cutmix boxes on the spatial dims, all frames
+        video = flat.reshape(b, t, *video.shape[2:])
+    for op in run.model.video_vit.operators.values():
+        op.on_train_step(run.step, cfg.train)
+    sync = nullcontext() if not info.distributed or last_micro else run.ddp.no_sync()
+    with sync:
+        with torch.autocast(info.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
+            out = run.ddp(video)
+            logits = out.logits.float()
+            ce = SoftTargetCrossEntropy()(logits, target) if target is not None else \
+                F.cross_entropy(logits, labels, label_smoothing=cfg.train.label_smoothing)
+            loss = ce + cfg.model.align_loss_weight * out.aux_loss.float()
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at step {run.step + 1} (epoch {run.epoch}); the last "
+                f"good checkpoint {run.ckpt_path} is kept. Lower train.optim.lr or check the data."
+            )
+        (loss / cfg.train.accum_steps).backward()
+    return {"loss": loss.item(), "ce": ce.item(), "align": out.aux_loss.item()}
+
+
+def _optimizer_step(run: _Run) -> None:
+    if run.cfg.train.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.train.optim.grad_clip)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.scheduler.step_update(run.step)
+
+
+class _Meter:
+    """Loss and throughput per logging window, and whole-run throughput from the second optimiser step on (the
+    first pays for warm-up and caches). Data wait: from the previous step's end until a batch is ready on the device
+    (decoding and augmentation there included)."""
+
+    def __init__(self):
+        self.overall = {"clips": 0, "wait": 0.0, "total": 0.0}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.window = {"loss": 0.0, "ce": 0.0, "align": 0.0, "clips": 0, "wait": 0.0, "total": 0.0, "n": 0}
+
+    def micro(self, losses: dict[str, float], clips: int, wait: float, total: float) -> None:
+        for k, v in losses.items():
+            self.window[k] += v
+        self.window["clips"] += clips
+        self.window["n"] += 1
+        self.window["wait"] += wait
+        self.window["total"] += total
+
+    def step_done(self, step: int, clips: int, wait: float, total: float) -> None:
+        if step > 1:
+            self.overall["clips"] += clips
+            self.overall["wait"] += wait
+            self.overall["total"] += total
+
+    def row(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        w, n = self.window, max(self.window["n"], 1)
+        lrs = {g["group"]: g["lr"] for g in optimizer.param_groups}
+        row = {"train/loss": w["loss"] / n, "train/ce": w["ce"] / n, "train/align": w["align"] / n,
+               "train/lr": lrs.get("clip", lrs.get("new")), "train/lr_new": lrs.get("new", 0.0),
+               "train/clips_per_s": w["clips"] / max(w["total"], 1e-9),
+               "train/data_wait_frac": w["wait"] / max(w["total"], 1e-9)}
+        self._reset()
+        return row
+
+    def summary(self, step: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"train_steps": step}
+        if self.overall["total"] > 0:
+            out["train_clips_per_s"] = self.overall["clips"] / self.overall["total"]
+            out["train_data_wait_frac"] = self.overall["wait"] / self.overall["total"]
+        return out
+
+
+def _run_steps(run: _Run, tracker: Tracker, bar: tqdm) -> _Meter:
+    """Train until ``train.steps``: one loader for the rest of the run (its workers stay up across epochs), each
+    batch saying which epoch and which batch of it it is (what the checkpoint records to resume after)."""
+    info, tcfg = run.info, run.cfg.train
+    meter, micro = _Meter(), 0
+    loader = build_dataloader(run.train_set, world_size=info.world_size, rank=info.rank, epoch=run.epoch,
+                              skip_batches=run.batch_in_epoch, epochs=None)
+    on_device = BatchOnDevice(run.train_set, info.device)
+    t_start = time.perf_counter()
+    for batch in iterate_batches(loader) if run.step < tcfg.steps else ():
+        run.epoch, run.batch_in_epoch = int(batch["epoch"][0]), int(batch["batch"][0]) + 1
         finished = on_device(batch)
         if finished is None:  # no clip of this batch decoded on the device (each failure counted)
             continue
-        video, labels = finished
-        t_ready = time.perf_counter()
-        if mixup is not None and video.shape[0] % 2 == 0:
-            b, t = video.shape[:2]
-            flat, target = mixup(video.flatten(1, 2), labels)  # cutmix boxes on the spatial dims, all frames
-            video = flat.reshape(b, t, *video.shape[2:])
-        else:
-            target = None
-        _set_jitter(model, base_jitter, step, cfg)
-        sync = nullcontext() if not info.distributed or micro + 1 == tcfg.accum_steps else ddp.no_sync()
-        with sync:
-            with torch.autocast(info.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                out = ddp(video)
-                logits = out.logits.float()
-                ce = soft_ce(logits, target) if target is not None else \
-                    F.cross_entropy(logits, labels, label_smoothing=tcfg.label_smoothing)
-                loss = ce + cfg.model.align_loss_weight * out.aux_loss.float()
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"non-finite training loss ({loss.item()}) at step {step + 1} (epoch {epoch}); the last good "
-                    f"checkpoint {ckpt_path} is kept. Lower train.optim.lr or check the data."
-                )
-            (loss / tcfg.accum_steps).backward()
+        wait = time.perf_counter() - t_start
         micro += 1
-        window["loss"] += loss.item()
-        window["ce"] += ce.item()
-        window["align"] += out.aux_loss.item()
-        window["clips"] += video.shape[0] * info.world_size
-        window["n"] += 1
-        if micro < tcfg.accum_steps:
-            window["wait"] += t_ready - t_wait
-            window["total"] += time.perf_counter() - t_wait
-            t_wait = time.perf_counter()
-            continue
-        micro = 0
-        if tcfg.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        scheduler.step_update(step)
-        window["wait"] += t_ready - t_wait
-        window["total"] += time.perf_counter() - t_wait
-        if step > 1:
-            overall["clips"] += video.shape[0] * info.world_size * tcfg.accum_steps
-            overall["wait"] += t_ready - t_wait
-            overall["total"] += time.perf_counter() - t_wait
-        bar.update()
-        if step % tcfg.log_every == 0 or step == tcfg.steps:
-            n = max(window["n"], 1)
-            lrs = {g["group"]: g["lr"] for g in optimizer.param_groups}
-            row = {"train/loss": window["loss"] / n, "train/ce": window["ce"] / n,
-                   "train/align": window["align"] / n, "train/lr": lrs.get("clip", lrs.get("new")),
-                   "train/lr_new": lrs.get("new", 0.0),
-                   "train/clips_per_s": window["clips"] / max(window["total"], 1e-9),
-                   "train/data_wait_frac": window["wait"] / max(window["total"], 1e-9)}
-            tracker.log_metrics(row, step)
-            bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{row['train/lr']:.2e}")
-            log.info("step %d/%d %s", step, tcfg.steps, " ".join(f"{k}={v:.4g}" for k, v in row.items()))
-            window = dict.fromkeys(window, 0.0)
-            window["clips"] = window["n"] = 0
-        if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-            save()
-        t_wait = time.perf_counter()
-        if step >= tcfg.steps:
+        losses = _forward_backward(run, *finished, last_micro=micro == tcfg.accum_steps)
+        clips = finished[0].shape[0] * info.world_size
+        if micro == tcfg.accum_steps:
+            micro = 0
+            _optimizer_step(run)
+            bar.update()
+        meter.micro(losses, clips, wait, time.perf_counter() - t_start)
+        if micro == 0:
+            # Whole-run figures: the step's last micro-batch, its clips counted accum_steps times.
+            meter.step_done(run.step, clips * tcfg.accum_steps, wait, time.perf_counter() - t_start)
+            _log_and_save(run, tracker, meter, bar)
+        t_start = time.perf_counter()
+        if run.step >= tcfg.steps:
             break
-    del batches, loader  # stops the workers
+    del loader  # stops the workers
+    return meter
+
+
+def _log_and_save(run: _Run, tracker: Tracker, meter: _Meter, bar: tqdm) -> None:
+    tcfg, step = run.cfg.train, run.step
+    if step % tcfg.log_every == 0 or step == tcfg.steps:
+        row = meter.row(run.optimizer)
+        tracker.log_metrics(row, step)
+        bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{row['train/lr']:.2e}")
+        log.info("step %d/%d %s", step, tcfg.steps, " ".join(f"{k}={v:.4g}" for k, v in row.items()))
+    if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
+        _save(run)
+
+
+def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resume: bool,
+           run_eval: bool) -> dict[str, Any]:
+    run = _prepare(cfg, info, run_dir)
+    _restore(run, resume)
+    tracker.start(cfg, {"dataset": Path(cfg.data.root).name, "variant": cfg.model.variant,
+                        "backbone": cfg.model.backbone, "world_size": str(info.world_size)})
+    run.ddp = DistributedDataParallel(run.model, device_ids=[info.local_rank] if info.device.type == "cuda"
+                                      else None) if info.distributed else run.model
+    bar = tqdm(total=cfg.train.steps, initial=run.step, desc=f"train {run_dir.name}", unit="step",
+               disable=None if info.is_main else True)
+    run.model.train()
+    meter = _run_steps(run, tracker, bar)
     bar.close()
-    summary: dict[str, Any] = {"train_steps": step}
-    if overall["total"] > 0:
-        summary["train_clips_per_s"] = overall["clips"] / overall["total"]
-        summary["train_data_wait_frac"] = overall["wait"] / overall["total"]
+    summary = meter.summary(run.step)
     if info.is_main:
         (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not run_eval:
         return summary
-    metrics = {**run_evaluation(model, cfg, info, autocast_dtype), **summary}
+    metrics = {**run_evaluation(run.model, cfg, info, run.autocast_dtype), **summary}
     if info.is_main:
         json_path, png = write_metrics(metrics, run_dir)
-        tracker.log_metrics(metrics_for_mlflow(metrics), step)
+        tracker.log_metrics(metrics_for_mlflow(metrics), run.step)
         for path in (json_path, png):
             tracker.log_artifact(path)
         log.info("top-1 %.4f top-5 %.4f on %d videos (%d skipped)", metrics["top1"], metrics["top5"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,6 +47,10 @@ class TemporalOperator(nn.Module):
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def on_train_step(self, step: int, train: Any) -> None:
+        """Called by the trainer before each training forward with the optimiser steps done so far and the run's
+        ``train`` config: an operator with a schedule (ILA's point jitter) updates itself here. Default: nothing."""
 
     def pretrained_parameters(self) -> list[nn.Parameter]:
         """Parameters that start as copies of the backbone's pretrained weights (see :func:`copy_pretrained`).

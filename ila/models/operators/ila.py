@@ -14,7 +14,7 @@ own, exactly like the image model given one extra self-derived token (the test s
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,15 @@ def axis_weights(coord: torch.Tensor, size: int) -> torch.Tensor:
     the release's piecewise function in one expression (the gradient reaches the point through the ramp only)."""
     grid = torch.linspace(-1.0, 1.0, size, device=coord.device, dtype=coord.dtype)
     return (1 - MASK_SLOPE * ((grid - coord.unsqueeze(-1)).abs() - MASK_FLAT)).clamp(0, 1)
+
+
+def decayed_jitter(base: float, step: int, train: Any) -> float:
+    """The point jitter at ``step``: ``base`` until ``train.jitter_decay_start``, then halved every
+    ``train.jitter_halve_every`` steps (the release's schedule; off when either is None)."""
+    start, every = train.jitter_decay_start, train.jitter_halve_every
+    if start is None or every is None or step < start:
+        return base
+    return base * 0.5 ** (1 + (step - start) // every)
 
 
 def interactive_masks(points: torch.Tensor, grid: tuple[int, int], jitter: float = 0.0) -> torch.Tensor:
@@ -249,12 +258,16 @@ class ILAOperator(TemporalOperator):
         object.__setattr__(self, "_block_ln_1", ctx.spatial_block.ln_1)
         self.grid = ctx.grid
         self.strategy, self.mi_token, self.jitter = strategy, mi_token, float(jitter)
+        self.base_jitter = self.jitter
         pairs, use = frame_pairs(ctx.num_frames, strategy)
         # Index tensors built once (not per forward); non-persistent, so checkpoints hold only weights.
         for name, values in (("pair_first", [i for i, _ in pairs]), ("pair_second", [j for _, j in pairs]),
                              ("use_pair", [q for q, _ in use]), ("use_side", [s for _, s in use])):
             self.register_buffer(name, torch.tensor(values, dtype=torch.long), persistent=False)
         self.align = AlignmentModule(ctx.width, operator, conv_stack, hidden)
+
+    def on_train_step(self, step: int, train: Any) -> None:
+        self.jitter = decayed_jitter(self.base_jitter, step, train)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         cls, patches = split_frames(x, num_frames)

@@ -11,11 +11,13 @@ The MIT head and the frozen backbone are model-level options set by the ``ila_re
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
-from ila.models.operators.ila import AlignmentModule, alignment_loss, predict_pair_masks
+from ila.models.operators.ila import AlignmentModule, alignment_loss, decayed_jitter, predict_pair_masks
 
 
 def merge_pair_sides(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -30,6 +32,7 @@ class ReleasedILAOperator(TemporalOperator):
         super().__init__()
         d = ctx.width
         self.grid, self.jitter, self.half = ctx.grid, float(jitter), hidden // 2
+        self.base_jitter = self.jitter
         self.message_fc = nn.Linear(d, d)
         self.message_ln = nn.LayerNorm(d)
         self.align = AlignmentModule(d, "conv2d", conv_stack, hidden)
@@ -40,6 +43,9 @@ class ReleasedILAOperator(TemporalOperator):
         for layer in (self.skip_align_fc, self.skip_interactive_fc):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    def on_train_step(self, step: int, train: Any) -> None:
+        self.jitter = decayed_jitter(self.base_jitter, step, train)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         bt, n, d = x.shape
