@@ -268,15 +268,14 @@ class RunBatchSampler(Sampler[list[ClipKey]]):
         self.start_epoch, self.start_batch, self.epochs = start_epoch, start_batch, epochs
         if length < 1:
             raise ValueError("no training videos to sample from")
-        per_rank = len(self._order(0))
+        self._sampler = DistributedSampler(range(length), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                           drop_last=False)
         # A last short batch is dropped, as before (unless the epoch is shorter than one batch).
-        self.drop_last = per_rank >= batch_size
+        self.drop_last = len(self._sampler) >= batch_size
 
     def _order(self, epoch: int) -> list[int]:
-        sampler = DistributedSampler(range(self.length), num_replicas=self.world_size, rank=self.rank, shuffle=True,
-                                     seed=self.seed, drop_last=False)
-        sampler.set_epoch(epoch)
-        return list(sampler)
+        self._sampler.set_epoch(epoch)
+        return list(self._sampler)
 
     def epoch_batches(self, epoch: int) -> list[list[ClipKey]]:
         order = self._order(epoch)
@@ -293,7 +292,9 @@ class RunBatchSampler(Sampler[list[ClipKey]]):
     def __len__(self) -> int:
         if self.epochs is None:
             raise TypeError("a RunBatchSampler without an epoch count has no length")
-        return self.epochs * len(self.epoch_batches(0)) - self.start_batch
+        per_rank = len(self._sampler)
+        per_epoch = per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
+        return self.epochs * per_epoch - self.start_batch
 
 
 def build_dataset(cfg: DataConfig, split: str, train: bool | None = None, seed: int = 0) -> VideoDataset:

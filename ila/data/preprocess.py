@@ -159,9 +159,8 @@ def report_path(dst_dir: str | Path) -> Path:
 SETTINGS_FILE = ".encode-settings.json"
 
 
-def _same_settings(dst_dir: Path, settings: EncodeSettings) -> bool:
-    """Whether the videos already in ``dst_dir`` were written with ``settings`` (if not, they are removed); records
-    the settings for the next run.
+def _clear_other_settings(dst_dir: Path, settings: EncodeSettings) -> None:
+    """Remove the videos in ``dst_dir`` unless they were written with ``settings``, and record ``settings``.
 
     The record is written before any video, so an interrupted run resumes; outputs without one predate it (this
     suite's earlier settings) and count as other settings."""
@@ -170,18 +169,15 @@ def _same_settings(dst_dir: Path, settings: EncodeSettings) -> bool:
         recorded = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         recorded = None
-    existing = any(dst_dir.glob("*.mp4"))
-    if recorded == wanted or not existing:
-        write_json(wanted, path)
-        return True
-    # Removed first, then the new settings recorded: an interrupted re-encode never leaves old videos counted as new.
     old = sorted(dst_dir.glob("*.mp4"))
-    log.warning("%s holds %d videos written with other settings (%s): removing them to re-encode every video with "
-                "%s", dst_dir, len(old), recorded or "from before settings were recorded", wanted)
-    for video in old:
-        video.unlink()
+    if recorded != wanted and old:
+        # Removed first, then the new settings recorded: an interrupted re-encode never leaves old videos counted
+        # as new.
+        log.warning("%s holds %d videos written with other settings (%s): removing them to re-encode every video "
+                    "with %s", dst_dir, len(old), recorded or "from before settings were recorded", wanted)
+        for video in old:
+            video.unlink()
     write_json(wanted, path)
-    return False
 
 
 def preprocess_videos(
@@ -200,9 +196,9 @@ def preprocess_videos(
     # Done = an output newer than its source (a source replaced later, e.g. by Kinetics-400's replacement clips,
     # is re-encoded again), written with these settings: outputs of other settings (e.g. this suite's earlier
     # keyframe spacing, 250 frames, which made every clip decode most of its video) are all re-encoded.
-    same = _same_settings(dst_dir, settings)
+    _clear_other_settings(dst_dir, settings)
     todo = [(str(p), str(dst_dir / output_name(p.name)), settings) for p in sources
-            if not (same and _up_to_date(p, dst_dir / output_name(p.name)))]
+            if not _up_to_date(p, dst_dir / output_name(p.name))]
     workers = workers or usable_cores()
     log.info("%s: %d videos, %d already done, %d to re-encode to short side %d with %d workers", src_dir,
              len(sources), len(sources) - len(todo), len(todo), settings.short_side, workers)

@@ -158,8 +158,8 @@ def _photometric_pass(video: torch.Tensor, params: torch.Tensor) -> torch.Tensor
     return normalize(out)
 
 
-def _per_clip(factor: torch.Tensor, like: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-    return factor.to(dtype).reshape(-1, *([1] * (like.ndim - 1)))
+def _per_clip(factor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return factor.to(torch.float32).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 # The factors arrive as float64 and are rounded to float32 where torchvision rounds its Python-float factor; the
