@@ -256,23 +256,7 @@ def fetch_all(
     session.mount("https://", adapter)
 
     failed: list[str] = []
-    todo: list[RemoteFile] = []
-    for f in files:
-        dest = directory / f.name
-        entry = manifest.get(f.name)
-        if dest.is_file() and entry:
-            problem = _verify(dest, entry, verify)
-            if problem is None:
-                continue
-            bad = _quarantine(dest, manifest, f.name)
-            log.warning("%s failed verification (%s): moved aside to %s and downloaded again", dest, problem, bad)
-        elif dest.is_file():
-            # Copied in by hand, never recorded: continued as a partial download, so that the server's size (and
-            # the rest of the bytes, if it is short) decide whether it is complete.
-            os.replace(dest, dest.with_name(dest.name + ".part"))
-            log.info("%s is not in %s: checked against the server before it is recorded", dest, manifest.path)
-        todo.append(f)
-
+    todo = _still_to_fetch(files, directory, manifest, verify)
     overall = tqdm(total=0, unit="B", unit_scale=True, desc=f"{directory.name}: {len(todo)} to fetch",
                    disable=progress is False)
     slots = list(range(max(jobs, 1)))
@@ -310,6 +294,27 @@ def fetch_all(
         raise DownloadError(f"{len(failed)} of {len(files)} file(s) not downloaded into {directory}; rerun to "
                             "resume them:\n  " + "\n  ".join(sorted(failed)))
     return manifest
+
+
+def _still_to_fetch(files: list[RemoteFile], directory: Path, manifest: Manifest, verify: str) -> list[RemoteFile]:
+    """The files that need downloading: not on disk, failing verification (moved aside), or never recorded."""
+    todo = []
+    for f in files:
+        dest = directory / f.name
+        entry = manifest.get(f.name)
+        if dest.is_file() and entry:
+            problem = _verify(dest, entry, verify)
+            if problem is None:
+                continue
+            bad = _quarantine(dest, manifest, f.name)
+            log.warning("%s failed verification (%s): moved aside to %s and downloaded again", dest, problem, bad)
+        elif dest.is_file():
+            # Copied in by hand, never recorded: continued as a partial download, so that the server's size (and
+            # the rest of the bytes, if it is short) decide whether it is complete.
+            os.replace(dest, dest.with_name(dest.name + ".part"))
+            log.info("%s is not in %s: checked against the server before it is recorded", dest, manifest.path)
+        todo.append(f)
+    return todo
 
 
 def _record(manifest: Manifest, f: RemoteFile, dest: Path) -> None:
