@@ -46,10 +46,6 @@ def _temporal_clips(val, count: int) -> tuple[torch.Tensor, list[int]]:
     return torch.stack([val[i]["video"][0] for i in picked]), picked
 
 
-def _depth(model) -> int:
-    return len(model.video_vit.visual.transformer.resblocks)
-
-
 def cmd_table(args) -> None:
     figures.table_plot(args.csv, args.out, args.measure, args.title)
 
@@ -63,7 +59,7 @@ def cmd_figure5(args) -> None:
 
     cfg = _run_config(args.run)
     model, val = load_trained(cfg)
-    depth = _depth(model)
+    depth = model.video_vit.depth
     blocks = sorted({0, depth - 1}) if args.blocks is None else args.blocks
     clips, picked = _temporal_clips(val, args.clips)
     grid = tuple(model.video_vit.grid)
@@ -83,7 +79,7 @@ def cmd_heatmaps(args) -> None:
         name, _, run_dir = item.partition("=")
         cfg = _run_config(run_dir)
         model, val = load_trained(cfg)
-        depth = _depth(model)
+        depth = model.video_vit.depth
         block_of[name] = depth - 1 if args.depth == "last" else depth // 2 - 1
         models[name] = model
         grid = tuple(model.video_vit.grid)

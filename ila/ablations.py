@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from ila.config import resolve_model_config
+from ila.variants import list_variants
+
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
 
 
@@ -43,8 +46,6 @@ class Row:
         return self.model.get("variant", "ila")
 
     def available(self) -> bool:
-        from ila.models import list_variants
-
         return self.variant in list_variants()
 
 
@@ -158,8 +159,6 @@ def row_run_config(base: dict[str, Any], table: Table, row: Row, operator_args: 
                    output_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """A row's run config: the profile's base, the row's model and overrides, the profile's per-operator options,
     and (given) the seed of this run of the row."""
-    from ila.models import resolve_model_config
-
     cfg = deep_merge(base, {"model": row.model})
     cfg = deep_merge(cfg, row.overrides)
     operator = resolve_model_config(cfg.get("model", {})).operator

@@ -65,8 +65,8 @@ def _run_flops(args: argparse.Namespace) -> int:
     import json
 
     from ila.config import apply_overrides
-    from ila.models import list_variants
     from ila.models.flops import model_cost
+    from ila.variants import list_variants
 
     variants = args.variant or list_variants()
     if not args.json:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from ila import variants
 
 
 class ConfigError(ValueError):
@@ -109,12 +112,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """A video model: a registered variant (``ila.models.list_variants()``) plus overrides of its defaults."""
+    """A video model: a registered variant (``ila.variants.list_variants()``) plus overrides of its defaults."""
 
     variant: str = "ila"
+    # An open_clip model name: its own CLIP towers, or a timm ViT as the image tower (open_clip's timm_model_name).
     backbone: str = "ViT-B-32"
     # An open_clip pretrained tag (needs the hub), a local checkpoint path, or null for random initialisation.
     pretrained: str | None = None
+    # In a run config, filled from data.num_frames (the one frame count); set it only for a model built on its own.
     num_frames: int = 8
     # Filled from the variant: the registered temporal operator and its options.
     operator: str | None = None
@@ -129,7 +134,9 @@ class ModelConfig:
     block_group: list[int] | None = None
     head: Literal["text", "linear"] = "text"
     prompt_generator: bool = True
-    mit: bool = False
+    # How frame embeddings become the video's (ila.models.aggregators): 'mean' (Eq. 8) or 'mit' (X-CLIP's
+    # multi-frame integration transformer).
+    aggregator: Literal["mean", "mit"] = "mean"
     # TimeSformer's learned temporal position embedding: a zero-initialised [T, width] parameter added to every frame's
     # patch tokens before the first block, so that attention over time can tell frames apart (without it, temporal
     # attention is permutation-equivariant and the frame mean removes the rest). Set by the divided_st and ata variants.
@@ -154,6 +161,16 @@ class ModelConfig:
                                   f"blocks), got {g!r}")
             if self.blocks is not None:
                 raise ConfigError(f"{where}: set either blocks or block_group, not both")
+
+    def operator_blocks(self, depth: int) -> list[int] | None:
+        """The 0-based blocks that get the temporal operator on a backbone of ``depth`` blocks (None: all of them)."""
+        if self.block_group is None:
+            return self.blocks
+        k, n = self.block_group
+        if depth % n:
+            raise ConfigError(f"model.block_group: {n} groups do not divide the backbone's {depth} blocks")
+        size = depth // n
+        return list(range((k - 1) * size, k * size))
 
 
 @dataclass
@@ -238,13 +255,48 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | None 
 
 
 def resolve_run_config(data: Mapping[str, Any]) -> RunConfig:
-    from ila.models.factory import resolve_model_config  # the variant registry lives with the models
-
     data = dict(data)
-    model = resolve_model_config(data.pop("model", None), "model")
+    model_data = dict(data.pop("model", None) or {})
     cfg = build(RunConfig, data)
-    cfg.model = model
+    # One frame count: the clips' (data.num_frames). A model section may repeat it, never contradict it.
+    frames = model_data.get("num_frames", cfg.data.num_frames)
+    if frames != cfg.data.num_frames:
+        raise ConfigError(f"model.num_frames: {frames!r} differs from data.num_frames ({cfg.data.num_frames}); the "
+                          "model takes the clips' frame count, set data.num_frames only")
+    cfg.model = resolve_model_config({**model_data, "num_frames": cfg.data.num_frames}, "model")
     return cfg
+
+
+def resolve_model_config(data: Mapping[str, Any] | ModelConfig | None = None, where: str = "model") -> ModelConfig:
+    """Variant defaults, then the given fields. Unknown variants and keys fail naming the key."""
+    if isinstance(data, ModelConfig):
+        data = to_dict(data)
+    data = dict(data or {})
+    if "mit" in data:
+        _migrate_mit(data, where)
+    name = data.get("variant", ModelConfig.variant)
+    if name not in variants.list_variants():
+        raise ConfigError(f"{where}.variant: unknown model variant {name!r}; expected one of "
+                          f"{variants.list_variants()}")
+    defaults = variants.variant_defaults(name)
+    merged = {**defaults, **data}
+    if "operator_args" in data and "operator_args" in defaults:
+        merged["operator_args"] = {**defaults["operator_args"], **data["operator_args"]}
+    return build(ModelConfig, merged, where)
+
+
+def _migrate_mit(data: dict[str, Any], where: str) -> None:
+    """``model.mit`` (a boolean) became ``model.aggregator``: configs saved by earlier versions (every run's
+    config.yaml and checkpoint) still read, as the aggregator they meant."""
+    mit = data.pop("mit")
+    if not isinstance(mit, bool):
+        raise ConfigError(f"{where}.mit: expected a boolean (now {where}.aggregator: mit or mean), got {mit!r}")
+    meant = "mit" if mit else "mean"
+    if data.setdefault("aggregator", meant) != meant:
+        raise ConfigError(f"{where}.mit: {mit} contradicts {where}.aggregator: {data['aggregator']}; "
+                          f"{where}.mit is replaced by {where}.aggregator, drop it")
+    warnings.warn(f"{where}.mit is replaced by {where}.aggregator (read as aggregator: {meant})", FutureWarning,
+                  stacklevel=3)
 
 
 def _check_range(key: str, value: float, lo: float, hi: float) -> None:

@@ -96,7 +96,8 @@ def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions |
     start = time.perf_counter()
     for batch in tqdm(iterate_batches(loader), total=len(loader), desc="emd", unit="batch", disable=None):
         with torch.no_grad():
-            _, tokens, _ = model.video_vit(batch["video"][:, 0])  # the first deterministic view; [B, T, HW, W]
+            # The last block's patch tokens (before the final norm) of the first deterministic view: [B, T, HW, W].
+            tokens = model.video_vit(batch["video"][:, 0]).patches
         for index, per_video in zip(batch["index"].tolist(), tokens, strict=False):
             videos.append(index)
             values.append(adjacent_frame_emd(frame_clouds(per_video, options), options))

@@ -215,15 +215,9 @@ def figure5(model, clips: torch.Tensor, frames_rgb: np.ndarray, blocks: list[int
 def token_norm_maps(model, video: torch.Tensor, block: int, grid: tuple[int, int]) -> np.ndarray:
     """``[T, H, W]`` heatmap of one clip: the L2 norm of each patch token after ``block`` (our choice: the paper
     does not say how its heatmaps are computed), scaled to [0, 1] over the clip so frames compare."""
-    vit = model.video_vit
-    vit.keep_blocks = {block}
-    try:
-        with torch.no_grad():
-            model(video[None])
-        tokens = vit.kept.pop(block)  # [T, 1+HW, W]
-    finally:
-        vit.keep_blocks = set()
-        vit.kept.clear()
+    with torch.no_grad():
+        feats = model.video_vit.forward_intermediates(video[None], [block], stop_early=True)
+    tokens = feats.intermediates[block][0]  # [T, 1+HW, W]
     norms = tokens[:, 1:].float().norm(dim=-1).reshape(-1, *grid).cpu().numpy()
     lo, hi = norms.min(), norms.max()
     return (norms - lo) / max(hi - lo, 1e-12)

@@ -12,12 +12,13 @@ import torch.nn.functional as F
 from ila.ablations import ABLATIONS_DIR, AblationError, deep_merge, load_table, row_run_config
 from ila.config import ModelConfig, resolve_run_config
 from ila.models import create_model, resolve_model_config
+from ila.models.aggregators import MultiframeIntegration
 from ila.models.operators.ila import ILAOperator, WindowAttentionInteraction
-from ila.models.video_clip import MultiframeIntegration, VideoSpecificPrompt
+from ila.models.video_clip import VideoSpecificPrompt
 
 TABLES = sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
 ROWS = [(t, r.id) for t in TABLES for r in load_table(t).available_rows()]
-MINI_BASE = {"model": {"backbone": "ILA-mini-32", "num_frames": 4, "head": "linear"}}
+MINI_BASE = {"data": {"num_frames": 4}, "model": {"backbone": "ILA-mini-32", "head": "linear"}}
 SMALL_OPERATORS = {"ila": {"hidden": 16}, "ila_released": {"hidden": 16}}
 ILA_DEFAULTS = {k: v.default for k, v in inspect.signature(ILAOperator.__init__).parameters.items()
                 if v.default is not inspect.Parameter.empty}
@@ -32,6 +33,7 @@ def row_asks_for(row) -> dict:
     base = MINI_BASE["model"]
     want = {f.name: own.get(f.name, base.get(f.name, getattr(variant, f.name))) for f in fields(ModelConfig)}
     want["operator_args"] = {**variant.operator_args, **own.get("operator_args", {})}
+    want["num_frames"] = MINI_BASE["data"]["num_frames"]  # the model takes the clips' frame count
     return want
 
 
@@ -50,7 +52,7 @@ def check_row_reaches_model(row, cfg, model) -> None:
     head, prompt generator, MIT, frozen towers, alignment-loss weight."""
     want = row_asks_for(row)
     vit = model.video_vit
-    depth = len(vit.visual.transformer.resblocks)
+    depth = vit.depth
     t = want["num_frames"]
     assert vit.num_frames == t
     if want["operator"] is None:
@@ -65,7 +67,7 @@ def check_row_reaches_model(row, cfg, model) -> None:
         assert {op.registry_name for op in vit.operators.values()} == {want["operator"]}
     if want["operator"] == "ila":
         args = {**ILA_DEFAULTS, **SMALL_OPERATORS["ila"], **want["operator_args"]}
-        x = torch.randn(2 * t, 1 + vit.grid[0] * vit.grid[1], vit.visual.transformer.width)
+        x = torch.randn(2 * t, 1 + vit.grid[0] * vit.grid[1], vit.backbone.width)
         for op in vit.operators.values():
             pairs = list(zip(op.pair_first.tolist(), op.pair_second.tolist(), strict=True))
             assert pairs == adjacent_or_anchor_pairs(args["strategy"], t), (row.id, pairs)
@@ -81,8 +83,9 @@ def check_row_reaches_model(row, cfg, model) -> None:
             assert op.align_features == args["align_features"], row.id
     assert (vit.time_embed is not None) == bool(want["time_embed"]), row.id
     if vit.time_embed is not None:
-        assert tuple(vit.time_embed.shape) == (t, vit.visual.transformer.width)
-    assert isinstance(model.mit, MultiframeIntegration) == bool(want["mit"]) and (model.mit is None) != want["mit"]
+        assert tuple(vit.time_embed.shape) == (t, vit.backbone.width)
+    assert model.aggregator.registry_name == want["aggregator"], row.id
+    assert isinstance(model.aggregator, MultiframeIntegration) == (want["aggregator"] == "mit"), row.id
     assert model.head_type == want["head"] and (model.classifier is not None) == (want["head"] == "linear"), row.id
     if model.classifier is not None:
         assert model.classifier.out_features == len(model.class_names)
@@ -120,8 +123,9 @@ def test_every_row_builds_and_trains(table, row_id):
     check_row_reaches_model(row, cfg, model)
     # The representation the head sees: MIT over the frames, or their mean (Eq. 8).
     with torch.no_grad():
-        out = model.eval()(torch.randn(2, 4, 3, 32, 32))
-        rep = model.mit(out.frames) if cfg.model.mit else out.frames.mean(1)
+        x = torch.randn(2, 4, 3, 32, 32)
+        out = model.eval()(x)
+        rep = model.aggregator(model.video_vit(x)) if cfg.model.aggregator == "mit" else out.frames.mean(1)
     assert torch.allclose(out.video, rep, atol=1e-6)
     if cfg.model.operator in ("ila", "ila_released"):
         assert out.aux_loss > 0  # so that the loss weight changes the training loss

@@ -56,7 +56,7 @@ def test_assignment_recovers_a_known_permutation_and_is_identity_on_identical_fr
 def test_temporal_attention_rows_are_the_image_model_at_init(variant):
     base, model = _model("baseline", seed=4), _model(variant, seed=4)
     video = torch.randn(2, 4, 3, 32, 32)
-    torch.testing.assert_close(model.video_vit(video)[0], base.video_vit(video)[0], rtol=0, atol=0)
+    torch.testing.assert_close(model.video_vit(video).frames, base.video_vit(video).frames, rtol=0, atol=0)
 
 
 def test_divided_attention_starts_from_the_spatial_weights():

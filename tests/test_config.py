@@ -52,3 +52,36 @@ def test_yaml_on_off_mean_what_the_user_wrote(tmp_path):
         load_run_config(path, ["data.sampling=yes"])  # no boolean spelling among its values
     with pytest.raises(ConfigError, match=r"data.test_crops: expected one of 1, 3, got True"):
         load_run_config(path, ["data.test_crops=true"])  # True == 1 in Python, but it is not a crop count
+
+
+def test_the_model_takes_the_clips_frame_count():
+    from ila.config import load_run_config
+
+    assert load_run_config(None, ["data.num_frames=16"]).model.num_frames == 16
+    assert load_run_config(None, ["data.num_frames=4", "model.num_frames=4"]).model.num_frames == 4
+    with pytest.raises(ConfigError, match=r"model.num_frames: 16 differs from data.num_frames \(8\)"):
+        load_run_config(None, ["model.num_frames=16"])
+
+
+
+def test_configs_saved_with_the_mit_boolean_still_read():
+    from ila.config import load_run_config
+
+    for mit, aggregator in ((True, "mit"), (False, "mean")):
+        with pytest.warns(FutureWarning, match="model.mit is replaced by model.aggregator"):
+            assert load_run_config(None, [f"model.mit={str(mit).lower()}"]).model.aggregator == aggregator
+    with pytest.raises(ConfigError, match="model.mit: True contradicts model.aggregator: mean"):
+        load_run_config(None, ["model.mit=true", "model.aggregator=mean"])
+
+
+def test_reading_a_run_config_imports_neither_torch_nor_open_clip():
+    """The Snakefile reads and checks every row's config before any job: that must stay cheap (a fresh
+    interpreter, so that the test session's own imports do not count)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ila.config import load_run_config; from ila.ablations import load_table, row_run_config;"
+            " load_run_config(None, ['model.variant=ila']); t = load_table('table4');"
+            " [row_run_config({}, t, r) for r in t.available_rows()];"
+            " heavy = [m for m in ('torch', 'open_clip', 'timm') if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

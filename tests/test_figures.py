@@ -139,7 +139,6 @@ def test_points_and_heatmaps_of_a_model():
     assert torch.allclose(points[3], torch.zeros_like(points[3]))
     maps = figures.token_norm_maps(model, video[0], 1, (4, 4))
     assert maps.shape == (4, 4, 4) and maps.min() == 0 and maps.max() == pytest.approx(1)
-    assert model.video_vit.kept == {} and model.video_vit.keep_blocks == set()
     with pytest.raises(ValueError, match="no alignment module"):
         figures.capture_points(create_model({"variant": "baseline", "backbone": "ILA-mini-32", "num_frames": 4},
                                             ["a", "b"]), video, [0])
@@ -265,7 +264,7 @@ def test_figure5_boxes_are_the_points_the_alignment_module_predicts(trained_runs
     model, val = load_trained(cfg)
     clips, _ = make_figures._temporal_clips(val, 2)
     rgb = np.stack([to_rgb(c) for c in clips])
-    depth = len(model.video_vit.visual.transformer.resblocks)
+    depth = model.video_vit.depth
     patch = cfg.data.input_size // model.video_vit.grid[0]
     _check_boxes(fig, model, clips, rgb, [0, depth - 1], patch)
     assert "interactive points" in fig._suptitle.get_text()
@@ -317,7 +316,7 @@ def test_heatmaps_are_the_token_norms_of_the_chosen_block(trained_runs, drawn, t
     t, size = clip.shape[0], rgb.shape[1:3]
     axes = np.array(fig.axes).reshape(len(names), t)
     for r, (name, (model, _)) in enumerate(models.items()):
-        n_blocks = len(model.video_vit.visual.transformer.resblocks)
+        n_blocks = model.video_vit.depth
         block = n_blocks - 1 if depth == "last" else n_blocks // 2 - 1
         want = _block_output_norms(model, clip, block)
         assert axes[r, 0].get_ylabel() == f"{name}\nblock {block}"

@@ -13,6 +13,8 @@ from ila.models.operators.ila import ILAOperator, axis_weights, frame_pairs, int
 
 CLASSES = ["an object moving from left to right", "an object moving from right to left", "a big square"]
 MINI = {"backbone": "ILA-mini-32", "num_frames": 4}
+# One small backbone per adapted family: open_clip's own ViT and a timm ViT inside open_clip (same sizes).
+FAMILIES = ["ILA-mini-32", "ILA-mini-timm-32"]
 
 
 def _model(variant, seed=0, **over):
@@ -29,18 +31,19 @@ ILA_OPTIONS = [
     for combo in itertools.product(("adjacent", "first", "middle"), ("conv2d", "window_attention"),
                                    ("pool_concat", "add", "concat_all"))
 ]  # fmt: skip
-CASES = [(v, {}) for v in list_variants()] + [
+CASES = [(v, {"backbone": f}) for f in FAMILIES for v in list_variants()] + [
     ("ila", {"operator_args": opts}) for opts in ILA_OPTIONS
 ] + [
     ("ila", {"operator_args": {"conv_stack": "ssv2"}}),
     ("ila", {"blocks": [0, 1]}),
     ("ila", {"head": "linear"}),
-    ("ila", {"prompt_generator": False, "mit": True}),
+    ("ila", {"prompt_generator": False, "aggregator": "mit"}),
     ("ila_released", {"operator_args": {"conv_stack": "ssv2"}}),
 ]
 
 
-@pytest.mark.parametrize("variant,over", CASES, ids=[f"{v}-{i}" for i, (v, _) in enumerate(CASES)])
+@pytest.mark.parametrize("variant,over", CASES, ids=[f"{v}-{o.get('backbone', 'mini')}-{i}"
+                                                      for i, (v, o) in enumerate(CASES)])
 def test_forward_backward_reaches_new_parameters(variant, over):
     model = _model(variant, **over).train()
     out = model(_video())
@@ -70,10 +73,12 @@ def test_every_variant_resolves_and_registers_an_operator_or_none():
         create_model({**MINI, "variant": "ila", "operator_args": {"stratgy": "first"}}, CLASSES)
 
 
-def test_wrapper_without_operator_is_the_image_model():
-    model = _model("baseline").eval()
+@pytest.mark.parametrize("backbone", FAMILIES)
+def test_wrapper_without_operator_is_the_image_model(backbone):
+    model = _model("baseline", backbone=backbone).eval()
     video = _video()
-    frames, _, aux = model.video_vit(video)
+    feats = model.video_vit(video)
+    frames, aux = feats.frames, feats.aux_loss
     with torch.no_grad():
         ref = model.clip.encode_image(video.flatten(0, 1)).reshape(2, 4, -1)
     torch.testing.assert_close(frames, ref, rtol=1e-5, atol=1e-5)
@@ -84,13 +89,13 @@ def test_released_ila_is_exactly_the_image_model_at_init():
     base, released = _model("baseline", seed=3).eval(), _model("ila_released", seed=3).eval()
     video = _video()
     # Same CLIP weights (same seed); the zero-initialised skip layers add exact zeros.
-    torch.testing.assert_close(released.video_vit(video)[0], base.video_vit(video)[0], rtol=0, atol=0)
+    torch.testing.assert_close(released.video_vit(video).frames, base.video_vit(video).frames, rtol=0, atol=0)
 
 
 def _permuted_frames_equal(model, video):
     perm = torch.tensor([2, 0, 3, 1])
-    frames = model.video_vit(video)[0]
-    frames_perm = model.video_vit(video[:, perm])[0]
+    frames = model.video_vit(video).frames
+    frames_perm = model.video_vit(video[:, perm]).frames
     return torch.allclose(frames[:, perm], frames_perm, atol=1e-5)
 
 
@@ -201,7 +206,7 @@ def test_prompt_generator_changes_logits_only_when_on():
     with torch.no_grad():
         torch.nn.init.constant_(on.prompt.alpha, 0.1)
         text = on.class_text_embeddings()
-        patches = on.video_vit(video)[1]
+        patches = on.video_vit(video).patches
         per_video = on.prompt(text, patches)
     assert text.shape == (3, 128) and per_video.shape == (2, 3, 128)
     assert not torch.allclose(per_video[0], per_video[1])
@@ -275,7 +280,8 @@ def test_clip_length_must_match():
         _model("baseline")(torch.randn(1, 5, 3, 32, 32))
 
 
-@pytest.mark.parametrize("variant,over", CASES, ids=[f"{v}-{i}" for i, (v, _) in enumerate(CASES)])
+@pytest.mark.parametrize("variant,over", CASES, ids=[f"{v}-{o.get('backbone', 'mini')}-{i}"
+                                                      for i, (v, o) in enumerate(CASES)])
 def test_forward_backward_under_bf16_autocast(variant, over):
     """The GPU recipe trains under bf16 autocast; CPU autocast runs the same casts, so dtype bugs (e.g. a bf16 matrix
     handed to numpy) show up here without a GPU."""

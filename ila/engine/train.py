@@ -29,7 +29,7 @@ from timm.scheduler import CosineLRScheduler
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ila.config import RunConfig, to_dict
+from ila.config import ConfigError, RunConfig, resolve_run_config, to_dict
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
 from ila.data.device import BatchOnDevice
 from ila.engine import checkpoint as ckpt
@@ -171,7 +171,7 @@ def _restore(run: _Run, resume: bool) -> None:
     if resume and run.ckpt_path.exists():
         state = ckpt.load(run.ckpt_path, run.info.device,
                           what_to_do="delete it, or pass --no-resume to start this run over")
-    if state is not None and state["config"] != to_dict(run.cfg):
+    if state is not None and not _same_config(state["config"], run.cfg):
         log.warning("%s was written with another config; starting this run from scratch", run.ckpt_path)
         state = None
     if state is not None:
@@ -181,6 +181,14 @@ def _restore(run: _Run, resume: bool) -> None:
         ckpt.set_rng_state(state["rng"])
         log.info("resumed from %s at step %d (epoch %d, batch %d)", run.ckpt_path, run.step, run.epoch,
                  run.batch_in_epoch)
+
+
+def _same_config(saved: dict, cfg: RunConfig) -> bool:
+    """Whether a checkpoint's saved config is ``cfg``, read by today's rules (a renamed key still matches)."""
+    try:
+        return to_dict(resolve_run_config(saved)) == to_dict(cfg)
+    except ConfigError:
+        return False
 
 
 def _save(run: _Run) -> None:

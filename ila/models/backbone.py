@@ -1,7 +1,10 @@
 """CLIP backbones from open_clip: by model name with a pretrained tag or a local weight file.
 
 The suite's own small architectures (the embedded default's mini-CLIP) are JSON files in ``configs/`` registered
-with open_clip's model registry, so they are built by the same factory as ViT-B/32 … L/14@336.
+with open_clip's model registry, so they are built by the same factory as ViT-B/32 … L/14@336. An image tower from
+timm is an open_clip config with ``timm_model_name`` (open_clip wraps the timm model as ``visual.trunk``); the
+suite's small timm ViT, ``vit_ila_mini_patch8_32``, is registered with timm below (``ILA-mini-timm-32``: the
+mini-CLIP's sizes with a timm image tower, for tests that every variant runs on both families).
 """
 
 from __future__ import annotations
@@ -11,12 +14,24 @@ from pathlib import Path
 
 import open_clip
 import torch
+from timm.models import build_model_with_cfg, register_model
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 _CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(_CONFIG_DIR)
 
 PAPER_BACKBONES = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336")
+
+
+@register_model
+def vit_ila_mini_patch8_32(pretrained: bool = False, **kwargs) -> VisionTransformer:
+    """The mini-CLIP's image tower as a timm ViT: 32x32 input, 8x8 patches, width 128, 4 blocks of 4 heads."""
+    if pretrained:
+        raise ValueError("vit_ila_mini_patch8_32 has no pretrained weights")
+    kwargs["pretrained_cfg"] = kwargs.get("pretrained_cfg") or {"input_size": (3, 32, 32)}  # no weights to name
+    return build_model_with_cfg(VisionTransformer, "vit_ila_mini_patch8_32", pretrained=False, img_size=32,
+                                patch_size=8, embed_dim=128, depth=4, num_heads=4, **kwargs)
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -39,7 +54,8 @@ def build_clip(
     architecture without allocating weights (FLOPs counting).
     """
     if name not in open_clip.list_models():
-        raise ValueError(f"unknown backbone {name!r}; open_clip knows e.g. {', '.join(PAPER_BACKBONES)}, ILA-mini-32")
+        raise ValueError(f"unknown backbone {name!r}; open_clip knows e.g. {', '.join(PAPER_BACKBONES)}, "
+                         "ILA-mini-32, ILA-mini-timm-32")
     if pretrained and _is_file_reference(pretrained):
         path = Path(pretrained).expanduser()
         if not path.is_file():

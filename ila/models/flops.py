@@ -23,8 +23,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from ila.config import ModelConfig
-from ila.models.factory import create_model, resolve_model_config
+from ila.config import ModelConfig, resolve_model_config
+from ila.models.factory import create_model
 
 
 @contextlib.contextmanager

@@ -1,7 +1,9 @@
-"""The temporal-operator interface: one hook per transformer block, so one ViT wrapper serves every table row.
+"""The temporal-operator interface: an operator runs the transformer block it is installed in, so one ViT wrapper
+serves every table row.
 
-In each block where it is installed, an operator sees the block's input tokens of all frames, ``[B*T, 1+HW, D]``
-(frame-major within a video), and returns an :class:`OperatorOutput`:
+By default (:meth:`TemporalOperator.run_block`) an operator hooks the block twice. Before the spatial attention,
+:meth:`~TemporalOperator.forward` sees the block's input tokens of all frames, ``[B*T, 1+HW, D]`` (frame-major
+within a video), and returns an :class:`OperatorOutput`:
 
 * ``x`` — the tokens to continue with (an operator may mix information across frames here: temporal shift,
   divided attention, the released ILA's additive injection);
@@ -9,18 +11,25 @@ In each block where it is installed, an operator sees the block's input tokens o
   before the MLP (ILA's MI token, X-CLIP's message token);
 * ``aux_loss`` — a scalar added to the training loss (ILA's alignment loss, already averaged over pairs).
 
+After the attention, :meth:`~TemporalOperator.after_attention` may change the tokens before the MLP (TimeSformer's
+video-level class token is averaged over the frames there). An operator that needs a different block altogether
+overrides ``run_block``. The block itself is reached through its adapter (``ila.models.adapters.BlockAdapter``),
+never through a library's field names, so every operator works on every adapted backbone.
+
 Operators are registered by name and built from declarative options; the block wrapper is in ``video_vit.py``.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from ila.models.adapters import QK, BlockAdapter
+from ila.models.registry import Registry
 
 
 @dataclass
@@ -32,7 +41,7 @@ class BlockContext:
     grid: tuple[int, int]
     num_frames: int
     block_index: int
-    spatial_block: nn.Module  # the open_clip ResidualAttentionBlock (for operators initialised from it)
+    block: BlockAdapter  # the block it runs (operators copy its norm and attention, or call its attention)
 
 
 @dataclass
@@ -42,11 +51,40 @@ class OperatorOutput:
     aux_loss: torch.Tensor | None = None
 
 
+@dataclass
+class BlockOutput:
+    """One block's result: its output tokens, the operator's auxiliary loss and, when asked, the attention's
+    queries and keys."""
+
+    x: torch.Tensor
+    aux_loss: torch.Tensor | None = None
+    qk: QK | None = None
+
+
+def plain_block(block: BlockAdapter, x: torch.Tensor, want_qk: bool = False) -> BlockOutput:
+    """A block without a temporal operator: the image model's."""
+    x, qk = block.attention_residual(x, None, want_qk)
+    return BlockOutput(block.mlp_residual(x), None, qk)
+
+
 class TemporalOperator(nn.Module):
-    """Base class; subclasses implement :meth:`forward`."""
+    """Base class; subclasses implement :meth:`forward` (and may override :meth:`after_attention` or the whole
+    :meth:`run_block`)."""
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def after_attention(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The tokens ``[B*T, 1+HW, D]`` after the spatial attention's residual, before the MLP. Default: as they
+        are."""
+        return x
+
+    def run_block(self, block: BlockAdapter, x: torch.Tensor, num_frames: int, want_qk: bool = False) -> BlockOutput:
+        """The block with this operator: the hook before the attention, the attention with the hook's extra tokens
+        (dropped after it), the hook after the attention, the MLP."""
+        out = self(x, num_frames)
+        x, qk = block.attention_residual(out.x, out.extra, want_qk)
+        return BlockOutput(block.mlp_residual(self.after_attention(x, num_frames)), out.aux_loss, qk)
 
     def on_train_step(self, step: int, train: Any) -> None:
         """Called by the trainer before each training forward with the optimiser steps done so far and the run's
@@ -70,29 +108,15 @@ def copy_pretrained(module: nn.Module) -> nn.Module:
     return out
 
 
-_OPERATORS: dict[str, Callable[..., TemporalOperator]] = {}
-
-
-def register_operator(name: str):
-    def deco(cls):
-        if name in _OPERATORS:
-            raise ValueError(f"temporal operator {name!r} registered twice")
-        _OPERATORS[name] = cls
-        cls.registry_name = name
-        return cls
-
-    return deco
-
-
-def list_operators() -> list[str]:
-    return sorted(_OPERATORS)
+OPERATORS = Registry("temporal operator", "model.operator")
+register_operator = OPERATORS.register
+list_operators = OPERATORS.names
 
 
 def build_operator(name: str, ctx: BlockContext, options: dict) -> TemporalOperator:
-    if name not in _OPERATORS:
-        raise ValueError(f"unknown temporal operator {name!r}; registered: {', '.join(list_operators())}")
+    cls = OPERATORS.get(name)
     try:
-        return _OPERATORS[name](ctx, **options)
+        return cls(ctx, **options)
     except TypeError as exc:
         raise ValueError(f"bad options {sorted(options)} for temporal operator {name!r}: {exc}") from None
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from ila.models.adapters import mha_attention
 from ila.models.operators.base import (
     BlockContext,
     OperatorOutput,
@@ -24,12 +25,6 @@ from ila.models.operators.base import (
     register_operator,
     split_frames,
 )
-
-
-def _attend(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
-    from ila.models.video_clip import self_attention  # one attention implementation for every operator
-
-    return self_attention(attn, x)
 
 
 @register_operator("xclip")
@@ -48,7 +43,7 @@ class CrossFrameMessageOperator(TemporalOperator):
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         bt, _, d = x.shape
         msg = self.message_fc(x[:, 0]).reshape(bt // num_frames, num_frames, d)
-        msg = msg + _attend(self.message_attn, self.message_ln(msg))
+        msg = msg + mha_attention(self.message_attn, self.message_ln(msg))[0]
         return OperatorOutput(x, extra=msg.reshape(bt, 1, d))
 
 
@@ -58,8 +53,9 @@ class _TemporalAttention(nn.Module):
 
     def __init__(self, ctx: BlockContext):
         super().__init__()
-        self.norm = copy_pretrained(ctx.spatial_block.ln_1)
-        self.attn = copy_pretrained(ctx.spatial_block.attn)
+        self.norm = copy_pretrained(ctx.block.norm1)
+        self.attn = copy_pretrained(ctx.block.attn)
+        self.attend = ctx.block.attend  # the backbone family's attention, run on this copy
         self.fc = nn.Linear(ctx.width, ctx.width)
         nn.init.zeros_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
@@ -68,23 +64,38 @@ class _TemporalAttention(nn.Module):
         """``[B, T, K, D]`` -> residual ``[B, T, K, D]`` (attention along T for each of the K tracks)."""
         b, t, k, d = tracks.shape
         seq = tracks.permute(0, 2, 1, 3).reshape(b * k, t, d)
-        res = self.fc(_attend(self.attn, self.norm(seq)))
+        res = self.fc(self.attend(self.attn, self.norm(seq))[0])
         return res.reshape(b, k, t, d).permute(0, 2, 1, 3)
 
 
 @register_operator("divided_st")
 class DividedSpaceTimeOperator(TemporalOperator):
     """TimeSformer's divided space-time attention: before the spatial attention, each patch position attends over
-    the T frames (CLS excluded); the residual goes through a zero-initialised projection."""
+    the T frames (CLS excluded); the residual goes through a zero-initialised projection.
 
-    def __init__(self, ctx: BlockContext):
+    ``video_cls=False`` (the ``divided_st`` variant): every frame keeps its own class token, as the image model does.
+    ``video_cls=True`` (``timesformer``): TimeSformer's one video-level class token. Each frame's spatial attention
+    sees the video token (every frame carries the same copy); after it the frames' class outputs are averaged back
+    into one token, which every frame carries into the MLP. With the operator in every block (the variant's
+    default) the copies stay equal, so the frame mean the head takes is that token's embedding; a block without it
+    (``model.blocks``) lets them drift apart again."""
+
+    def __init__(self, ctx: BlockContext, video_cls: bool = False):
         super().__init__()
         self.temporal = _TemporalAttention(ctx)
+        self.video_cls = bool(video_cls)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         cls, patches = split_frames(x, num_frames)
         patches = patches + self.temporal(patches)
         return OperatorOutput(torch.cat([cls, patches], dim=2).flatten(0, 1))
+
+    def after_attention(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if not self.video_cls:
+            return x
+        cls, patches = split_frames(x, num_frames)
+        cls = cls.mean(1, keepdim=True).expand_as(cls)
+        return torch.cat([cls, patches], dim=2).flatten(0, 1)
 
 
 def temporal_shift(patches: torch.Tensor, fold_div: int = 8) -> torch.Tensor:
@@ -168,5 +179,6 @@ class AlignedTemporalAttentionOperator(TemporalOperator):
         traj = assignment_trajectories(patches)  # [B, T, N]
         index = traj.unsqueeze(-1).expand_as(patches)
         aligned = torch.gather(patches, 2, index)
-        res = torch.zeros_like(patches).scatter(2, index, self.temporal(aligned))
+        # .to: under autocast the attention's output is bf16 while a backbone's residual stream may stay fp32 (timm's).
+        res = torch.zeros_like(patches).scatter(2, index, self.temporal(aligned).to(patches.dtype))
         return OperatorOutput(torch.cat([cls, patches + res], dim=2).flatten(0, 1))

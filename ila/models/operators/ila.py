@@ -233,8 +233,8 @@ class ILAOperator(TemporalOperator):
     interaction channels (256 as released); ``align_features`` what the alignment loss compares: ``raw`` (the paper:
     the block's input tokens, so the loss also pulls the backbone's features of adjacent frames together),
     ``detached`` (the same tokens without gradient: the loss trains only where the points go) or ``ln_1`` (the
-    tokens after the block's own LayerNorm, so a shrinking or shared offset of the features cannot satisfy it).
-    The diagnostics table uses the last two as controls.
+    tokens after the block's own first LayerNorm, open_clip's ``ln_1`` or timm's ``norm1``, so a shrinking or
+    shared offset of the features cannot satisfy it). The diagnostics table uses the last two as controls.
     """
 
     def __init__(
@@ -255,7 +255,7 @@ class ILAOperator(TemporalOperator):
             raise ValueError(f"align_features must be 'raw', 'detached' or 'ln_1', got {align_features!r}")
         self.align_features = align_features
         # The block's LayerNorm, used (not owned) for the 'ln_1' loss: kept out of this module's parameters.
-        object.__setattr__(self, "_block_ln_1", ctx.spatial_block.ln_1)
+        object.__setattr__(self, "_block_ln_1", ctx.block.norm1)
         self.grid = ctx.grid
         self.strategy, self.mi_token, self.jitter = strategy, mi_token, float(jitter)
         self.base_jitter = self.jitter
