@@ -116,7 +116,12 @@ def load_table(name_or_path: str | Path) -> Table:
         if raw["id"] in seen:
             raise AblationError(f"{where}: duplicate id {raw['id']!r}")
         seen.add(raw["id"])
-        rows.append(Row(**{("shared_from" if k == "from" else k): v for k, v in raw.items()}))
+        row = Row(**{("shared_from" if k == "from" else k): v for k, v in raw.items()})
+        if not row.available() and not row.requires:
+            raise AblationError(f"{path}: row {row.id!r}: model.variant: unknown model variant {row.variant!r}; "
+                                f"expected one of {list_variants()} (a row whose method is not built yet names what "
+                                "it waits for under `requires:` and is skipped)")
+        rows.append(row)
     table = Table(data["table"], data["title"], rows, data.get("paper_config", {}), path, data.get("reference"),
                   data.get("primary"), data.get("columns"), bool(data.get("latency", False)),
                   list(data.get("notes", [])))

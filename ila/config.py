@@ -18,11 +18,9 @@ from typing import Any, Literal
 import yaml
 
 from ila import variants
-
-
-class ConfigError(ValueError):
-    """A config key is unknown or its value is not what the suite expects."""
-
+from ila.backbone_configs import backbone_depth
+from ila.errors import ConfigError
+from ila.operator_options import OPERATOR_OPTIONS
 
 # --------------------------------------------------------------------------- sections
 
@@ -282,7 +280,31 @@ def resolve_model_config(data: Mapping[str, Any] | ModelConfig | None = None, wh
     merged = {**defaults, **data}
     if "operator_args" in data and "operator_args" in defaults:
         merged["operator_args"] = {**defaults["operator_args"], **data["operator_args"]}
-    return build(ModelConfig, merged, where)
+    cfg = build(ModelConfig, merged, where)
+    _check_buildable(cfg, where)
+    return cfg
+
+
+def _check_buildable(cfg: ModelConfig, where: str) -> None:
+    """What building the model would refuse, found from the config alone: the operator and its options, the
+    backbone's name, and the operator's blocks within its depth."""
+    if cfg.operator is not None:
+        if cfg.operator not in OPERATOR_OPTIONS:
+            raise ConfigError(f"{where}.operator: unknown temporal operator {cfg.operator!r}; expected one of "
+                              f"{sorted(OPERATOR_OPTIONS)}")
+        build(OPERATOR_OPTIONS[cfg.operator], {**cfg.profile_operator_args, **cfg.operator_args},
+              f"{where}.operator_args")
+    try:
+        depth = backbone_depth(cfg.backbone)
+    except KeyError:
+        raise ConfigError(f"{where}.backbone: unknown backbone {cfg.backbone!r}; expected an open_clip model name "
+                          "such as ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336, ILA-mini-32, ILA-mini-timm-32"
+                          ) from None
+    if depth is not None:
+        blocks = cfg.operator_blocks(depth) or []
+        bad = [i for i in blocks if not 0 <= i < depth]
+        if bad:
+            raise ConfigError(f"{where}.blocks: {bad} outside 0..{depth - 1} ({cfg.backbone} has {depth} blocks)")
 
 
 def _migrate_mit(data: dict[str, Any], where: str) -> None:

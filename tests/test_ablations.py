@@ -1,7 +1,6 @@
 """Every ablation file and every row in it: loads, resolves to a valid run config, and builds a model that trains
 (one forward/backward on the mini-CLIP) and that has the row's settings, as timm tests every registered model."""
 
-import inspect
 from dataclasses import fields
 from pathlib import Path
 
@@ -13,15 +12,15 @@ from ila.ablations import ABLATIONS_DIR, AblationError, deep_merge, load_table, 
 from ila.config import ModelConfig, resolve_run_config
 from ila.models import create_model, resolve_model_config
 from ila.models.aggregators import MultiframeIntegration
-from ila.models.operators.ila import ILAOperator, WindowAttentionInteraction
+from ila.models.operators.ila import WindowAttentionInteraction
 from ila.models.video_clip import VideoSpecificPrompt
+from ila.operator_options import ILAOptions
 
 TABLES = sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
 ROWS = [(t, r.id) for t in TABLES for r in load_table(t).available_rows()]
 MINI_BASE = {"data": {"num_frames": 4}, "model": {"backbone": "ILA-mini-32", "head": "linear"}}
 SMALL_OPERATORS = {"ila": {"hidden": 16}, "ila_released": {"hidden": 16}}
-ILA_DEFAULTS = {k: v.default for k, v in inspect.signature(ILAOperator.__init__).parameters.items()
-                if v.default is not inspect.Parameter.empty}
+ILA_DEFAULTS = {f.name: f.default for f in fields(ILAOptions)}
 
 
 def row_asks_for(row) -> dict:

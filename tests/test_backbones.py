@@ -153,3 +153,12 @@ def test_checkpoints_and_configs_from_before_the_aggregators_still_load():
     with pytest.warns(FutureWarning):
         assert _same_config(saved, cfg)
         assert not _same_config({**saved, "seed": 5}, cfg)
+
+
+def test_every_operator_declares_its_options_where_configs_are_checked():
+    from ila.models import list_operators, register_operator
+    from ila.operator_options import OPERATOR_OPTIONS
+
+    assert list_operators() == sorted(OPERATOR_OPTIONS)
+    with pytest.raises(ValueError, match="declare its options in ila/operator_options.py"):
+        register_operator("undeclared")

@@ -69,7 +69,7 @@ def test_every_variant_resolves_and_registers_an_operator_or_none():
         assert cfg.variant == v
     with pytest.raises(ConfigError, match="model.variant: unknown model variant"):
         resolve_model_config({"variant": "nope"})
-    with pytest.raises(ValueError, match="bad options"):
+    with pytest.raises(ConfigError, match="model.operator_args.stratgy: unknown key"):
         create_model({**MINI, "variant": "ila", "operator_args": {"stratgy": "first"}}, CLASSES)
 
 

@@ -19,6 +19,7 @@ def workflow_env(**extra: str) -> dict[str, str]:
             "OMP_NUM_THREADS": "1", **extra}
 
 
-def snakemake(*args: str, cwd, env: dict[str, str] | None = None, timeout: int = 600):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args]
+def snakemake(*args: str, cwd, env: dict[str, str] | None = None, timeout: int = 600, snakefile: Path | None = None):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile or REPO / "Snakefile"), "--directory", str(cwd),
+           *args]
     return subprocess.run(cmd, cwd=cwd, env=env or workflow_env(), capture_output=True, text=True, timeout=timeout)

@@ -6,7 +6,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from ila.ablations import load_table, row_run_config
+from ila.ablations import AblationError, load_table, row_run_config
 from ila.config import ConfigError, resolve_run_config
 
 ABLATIONS = Path(workflow.basedir) / "ablations"
@@ -23,23 +23,33 @@ def validate_config():
     otherwise pass a dry run and fail only when training starts, after data and pretraining)."""
     import jsonschema
 
-    # `--config seeds=[0,1]` arrives as strings: take digit strings as the integers they spell.
+    # `--config seeds=[0,1]` arrives as strings: take integer strings as the integers they spell.
     if isinstance(config.get("seeds"), list):
-        config["seeds"] = [int(s) if isinstance(s, str) and s.strip().isdigit() else s for s in config["seeds"]]
+        config["seeds"] = [int(s) if isinstance(s, str) and s.strip().lstrip("-").isdigit() else s
+                           for s in config["seeds"]]
     schema = yaml.safe_load(SCHEMA.read_text())
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
-        raise WorkflowError(f"config error: {key}: {err.message} (schema: {SCHEMA.relative_to(workflow.basedir)})")
+        message = err.message
+        if err.absolute_path and err.absolute_path[0] == "seeds":
+            key = "seeds"
+            message = f"expected a list of distinct non-negative integers (e.g. [0, 1, 2]), got {config['seeds']!r}"
+        raise WorkflowError(f"config error: {key}: {message} (schema: {SCHEMA.relative_to(workflow.basedir)})")
     validate(config, str(SCHEMA))  # fills the schema's defaults
     missing = [t for t in config["tables"] if not (ABLATIONS / f"{t}.yaml").is_file()]
     if missing:
         raise WorkflowError(f"config error: tables: no ablation file for {missing} (expected ablations/<name>.yaml; "
                             f"there are {sorted(p.stem for p in ABLATIONS.glob('*.yaml'))})")
     for path in sorted(ABLATIONS.glob("*.yaml")):
-        spec = load_table(path)
+        try:
+            spec = load_table(path)
+        except AblationError as exc:
+            raise WorkflowError(f"ablation error: {exc}") from None
         for row in spec.available_rows():
+            if row.shared_from:
+                continue  # checked in its own table, under the name of that table's file
             try:
                 resolve_run_config(row_run_config(base_run_config(), spec, row, config.get("operator_args", {})))
             except ConfigError as exc:

@@ -28,8 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ila.config import build
 from ila.models.adapters import QK, BlockAdapter
 from ila.models.registry import Registry
+from ila.operator_options import OPERATOR_OPTIONS
 
 
 @dataclass
@@ -109,16 +111,20 @@ def copy_pretrained(module: nn.Module) -> nn.Module:
 
 
 OPERATORS = Registry("temporal operator", "model.operator")
-register_operator = OPERATORS.register
 list_operators = OPERATORS.names
+
+
+def register_operator(name: str):
+    """Registers an operator class, built as ``cls(ctx, options)`` with its options dataclass from
+    ``ila.operator_options`` (declared there, without torch, so that configs are checked before any job)."""
+    if name not in OPERATOR_OPTIONS:
+        raise ValueError(f"temporal operator {name!r}: declare its options in ila/operator_options.py first")
+    return OPERATORS.register(name)
 
 
 def build_operator(name: str, ctx: BlockContext, options: dict) -> TemporalOperator:
     cls = OPERATORS.get(name)
-    try:
-        return cls(ctx, **options)
-    except TypeError as exc:
-        raise ValueError(f"bad options {sorted(options)} for temporal operator {name!r}: {exc}") from None
+    return cls(ctx, build(OPERATOR_OPTIONS[name], options, "model.operator_args"))
 
 
 def split_frames(x: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ from ila.models.operators.base import (
     register_operator,
     split_frames,
 )
+from ila.operator_options import DividedSTOptions, NoOptions, TemporalShiftOptions
 
 
 @register_operator("xclip")
@@ -33,7 +34,7 @@ class CrossFrameMessageOperator(TemporalOperator):
     T messages exchange information by self-attention, and each frame's message joins its tokens for the spatial
     attention only (dropped before the MLP)."""
 
-    def __init__(self, ctx: BlockContext):
+    def __init__(self, ctx: BlockContext, options: NoOptions):
         super().__init__()
         d = ctx.width
         self.message_fc = nn.Linear(d, d)
@@ -80,10 +81,10 @@ class DividedSpaceTimeOperator(TemporalOperator):
     default) the copies stay equal, so the frame mean the head takes is that token's embedding; a block without it
     (``model.blocks``) lets them drift apart again."""
 
-    def __init__(self, ctx: BlockContext, video_cls: bool = False):
+    def __init__(self, ctx: BlockContext, options: DividedSTOptions):
         super().__init__()
         self.temporal = _TemporalAttention(ctx)
-        self.video_cls = bool(video_cls)
+        self.video_cls = options.video_cls
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         cls, patches = split_frames(x, num_frames)
@@ -113,9 +114,9 @@ def temporal_shift(patches: torch.Tensor, fold_div: int = 8) -> torch.Tensor:
 class TemporalShiftOperator(TemporalOperator):
     """Temporal shift (as in ActionCLIP) on every block's input, patch tokens only. No parameters."""
 
-    def __init__(self, ctx: BlockContext, fold_div: int = 8):
+    def __init__(self, ctx: BlockContext, options: TemporalShiftOptions):
         super().__init__()
-        self.fold_div = fold_div
+        self.fold_div = options.fold_div
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:
         cls, patches = split_frames(x, num_frames)
@@ -170,7 +171,7 @@ class AlignedTemporalAttentionOperator(TemporalOperator):
     """ATA (alignment-guided temporal attention): patches are aligned across frames by assignment, attend over T
     along their trajectories, and the result is put back in place (the inverse permutation, "de-alignment")."""
 
-    def __init__(self, ctx: BlockContext):
+    def __init__(self, ctx: BlockContext, options: NoOptions):
         super().__init__()
         self.temporal = _TemporalAttention(ctx)
 

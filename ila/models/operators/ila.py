@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
+from ila.operator_options import ILAOptions, NoOptions
 
 # --------------------------------------------------------------------------- masks
 
@@ -226,7 +227,8 @@ def alignment_loss(pooled_a: torch.Tensor, pooled_b: torch.Tensor) -> torch.Tens
 class ILAOperator(TemporalOperator):
     """The paper's IST block hook.
 
-    Options: ``strategy`` adjacent | first | middle (Table 6); ``operator`` conv2d | window_attention (Table 8);
+    Options (``ila.operator_options.ILAOptions``): ``strategy`` adjacent | first | middle (Table 6); ``operator``
+    conv2d | window_attention (Table 8);
     ``mi_token`` pool_concat (the paper) | add (element-wise addition of the aligned feature to the frame's
     patch tokens) | concat_all (all aligned tokens appended, 2x tokens in attention) (Table 9); ``conv_stack``
     k400 | ssv2; ``jitter`` the training-time point jitter (0 disables; the trainer may decay it); ``hidden`` the
@@ -237,34 +239,20 @@ class ILAOperator(TemporalOperator):
     shared offset of the features cannot satisfy it). The diagnostics table uses the last two as controls.
     """
 
-    def __init__(
-        self,
-        ctx: BlockContext,
-        strategy: Literal["adjacent", "first", "middle"] = "adjacent",
-        operator: Literal["conv2d", "window_attention"] = "conv2d",
-        mi_token: Literal["pool_concat", "add", "concat_all"] = "pool_concat",
-        conv_stack: Literal["k400", "ssv2"] = "k400",
-        jitter: float = 0.2,
-        hidden: int = 256,
-        align_features: Literal["raw", "detached", "ln_1"] = "raw",
-    ):
+    def __init__(self, ctx: BlockContext, options: ILAOptions):
         super().__init__()
-        if mi_token not in ("pool_concat", "add", "concat_all"):
-            raise ValueError(f"mi_token must be 'pool_concat', 'add' or 'concat_all', got {mi_token!r}")
-        if align_features not in ("raw", "detached", "ln_1"):
-            raise ValueError(f"align_features must be 'raw', 'detached' or 'ln_1', got {align_features!r}")
-        self.align_features = align_features
+        self.align_features = options.align_features
         # The block's LayerNorm, used (not owned) for the 'ln_1' loss: kept out of this module's parameters.
         object.__setattr__(self, "_block_ln_1", ctx.block.norm1)
         self.grid = ctx.grid
-        self.strategy, self.mi_token, self.jitter = strategy, mi_token, float(jitter)
+        self.strategy, self.mi_token, self.jitter = options.strategy, options.mi_token, float(options.jitter)
         self.base_jitter = self.jitter
-        pairs, use = frame_pairs(ctx.num_frames, strategy)
+        pairs, use = frame_pairs(ctx.num_frames, options.strategy)
         # Index tensors built once (not per forward); non-persistent, so checkpoints hold only weights.
         for name, values in (("pair_first", [i for i, _ in pairs]), ("pair_second", [j for _, j in pairs]),
                              ("use_pair", [q for q, _ in use]), ("use_side", [s for _, s in use])):
             self.register_buffer(name, torch.tensor(values, dtype=torch.long), persistent=False)
-        self.align = AlignmentModule(ctx.width, operator, conv_stack, hidden)
+        self.align = AlignmentModule(ctx.width, options.operator, options.conv_stack, options.hidden)
 
     def on_train_step(self, step: int, train: Any) -> None:
         self.jitter = decayed_jitter(self.base_jitter, step, train)
@@ -308,7 +296,7 @@ class ILAOperator(TemporalOperator):
 class AveragePoolOperator(TemporalOperator):
     """Table 4's "CLIP + Average Pooling": the MI token without alignment, the plain mean of the frame's patches."""
 
-    def __init__(self, ctx: BlockContext):
+    def __init__(self, ctx: BlockContext, options: NoOptions):
         super().__init__()
 
     def forward(self, x: torch.Tensor, num_frames: int) -> OperatorOutput:

@@ -18,6 +18,7 @@ from torch import nn
 
 from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
 from ila.models.operators.ila import AlignmentModule, alignment_loss, decayed_jitter, predict_pair_masks
+from ila.operator_options import ReleasedILAOptions
 
 
 def merge_pair_sides(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -28,9 +29,9 @@ def merge_pair_sides(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
 
 @register_operator("ila_released")
 class ReleasedILAOperator(TemporalOperator):
-    def __init__(self, ctx: BlockContext, conv_stack: str = "k400", jitter: float = 0.2, hidden: int = 256):
+    def __init__(self, ctx: BlockContext, options: ReleasedILAOptions):
         super().__init__()
-        d = ctx.width
+        d, conv_stack, jitter, hidden = ctx.width, options.conv_stack, options.jitter, options.hidden
         self.grid, self.jitter, self.half = ctx.grid, float(jitter), hidden // 2
         self.base_jitter = self.jitter
         self.message_fc = nn.Linear(d, d)

@@ -1,0 +1,36 @@
+"""The backbones' architecture configs (open_clip's model JSON files and the suite's own), read without torch.
+
+``model.backbone`` names an open_clip model config; reading the JSON directly (open_clip's package is located, not
+imported) lets a config be checked, backbone name and block indices included, before any job imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+
+SUITE_CONFIGS = Path(__file__).parent / "models" / "configs"
+
+
+@lru_cache(maxsize=1)
+def _config_files() -> dict[str, Path]:
+    dirs = [SUITE_CONFIGS]
+    spec = importlib.util.find_spec("open_clip")  # finds the package without running it
+    if spec is not None and spec.submodule_search_locations:
+        dirs.insert(0, Path(next(iter(spec.submodule_search_locations))) / "model_configs")
+    return {p.stem: p for d in dirs if d.is_dir() for p in sorted(d.glob("*.json"))}
+
+
+def known_backbones() -> list[str]:
+    return sorted(_config_files())
+
+
+def backbone_depth(name: str) -> int | None:
+    """The image tower's number of blocks; None when the config does not say (a timm tower names its timm model)."""
+    files = _config_files()
+    if name not in files:
+        raise KeyError(name)
+    layers = json.loads(files[name].read_text()).get("vision_cfg", {}).get("layers")
+    return layers if isinstance(layers, int) else None
