@@ -163,12 +163,26 @@ class ModelConfig:
     def operator_blocks(self, depth: int) -> list[int] | None:
         """The 0-based blocks that get the temporal operator on a backbone of ``depth`` blocks (None: all of them)."""
         if self.block_group is None:
+            bad = [i for i in self.blocks or [] if not 0 <= i < depth]
+            if bad:
+                raise ConfigError(f"model.blocks: {bad} outside 0..{depth - 1} ({self.backbone} has {depth} blocks)")
             return self.blocks
         k, n = self.block_group
         if depth % n:
             raise ConfigError(f"model.block_group: {n} groups do not divide the backbone's {depth} blocks")
         size = depth // n
         return list(range((k - 1) * size, k * size))
+
+    def operator_options(self) -> Any:
+        """The operator's options dataclass (``ila.operator_options``) from the profile's and the config's
+        ``operator_args``; None without an operator."""
+        if self.operator is None:
+            return None
+        if self.operator not in OPERATOR_OPTIONS:
+            raise ConfigError(f"model.operator: unknown temporal operator {self.operator!r}; expected one of "
+                              f"{sorted(OPERATOR_OPTIONS)}")
+        return build(OPERATOR_OPTIONS[self.operator], {**self.profile_operator_args, **self.operator_args},
+                     "model.operator_args")
 
 
 @dataclass
@@ -288,12 +302,7 @@ def resolve_model_config(data: Mapping[str, Any] | ModelConfig | None = None, wh
 def _check_buildable(cfg: ModelConfig, where: str) -> None:
     """What building the model would refuse, found from the config alone: the operator and its options, the
     backbone's name, and the operator's blocks within its depth."""
-    if cfg.operator is not None:
-        if cfg.operator not in OPERATOR_OPTIONS:
-            raise ConfigError(f"{where}.operator: unknown temporal operator {cfg.operator!r}; expected one of "
-                              f"{sorted(OPERATOR_OPTIONS)}")
-        build(OPERATOR_OPTIONS[cfg.operator], {**cfg.profile_operator_args, **cfg.operator_args},
-              f"{where}.operator_args")
+    cfg.operator_options()
     try:
         depth = backbone_depth(cfg.backbone)
     except KeyError:
@@ -301,10 +310,7 @@ def _check_buildable(cfg: ModelConfig, where: str) -> None:
                           "such as ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336, ILA-mini-32, ILA-mini-timm-32"
                           ) from None
     if depth is not None:
-        blocks = cfg.operator_blocks(depth) or []
-        bad = [i for i in blocks if not 0 <= i < depth]
-        if bad:
-            raise ConfigError(f"{where}.blocks: {bad} outside 0..{depth - 1} ({cfg.backbone} has {depth} blocks)")
+        cfg.operator_blocks(depth)
 
 
 def _migrate_mit(data: dict[str, Any], where: str) -> None:

@@ -48,17 +48,14 @@ class VideoViT(nn.Module):
         depth, width = self.backbone.depth, self.backbone.width
         blocks = cfg.operator_blocks(depth)
         chosen = list(range(depth)) if blocks is None else list(blocks)
-        bad = [i for i in chosen if not 0 <= i < depth]
-        if bad:
-            raise ValueError(f"model.blocks: {bad} outside 0..{depth - 1} for this backbone")
         # As TimeSformer: zero at the start (the image model's features), added to the patch tokens only.
         self.time_embed = nn.Parameter(torch.zeros(cfg.num_frames, width)) if cfg.time_embed else None
         self.operators = nn.ModuleDict()
         if cfg.operator is not None:
-            options = {**cfg.profile_operator_args, **cfg.operator_args}
+            options = cfg.operator_options()
             for i in chosen:
                 ctx = BlockContext(width, self.backbone.heads, self.grid, cfg.num_frames, i, self.backbone.blocks[i])
-                self.operators[str(i)] = build_operator(cfg.operator, ctx, dict(options))
+                self.operators[str(i)] = build_operator(cfg.operator, ctx, options)
 
     @property
     def depth(self) -> int:

@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ila.config import build
 from ila.models.adapters import QK, BlockAdapter
 from ila.models.registry import Registry
 from ila.operator_options import OPERATOR_OPTIONS
@@ -122,9 +121,9 @@ def register_operator(name: str):
     return OPERATORS.register(name)
 
 
-def build_operator(name: str, ctx: BlockContext, options: dict) -> TemporalOperator:
-    cls = OPERATORS.get(name)
-    return cls(ctx, build(OPERATOR_OPTIONS[name], options, "model.operator_args"))
+def build_operator(name: str, ctx: BlockContext, options: Any) -> TemporalOperator:
+    """Operator ``name`` for one block; ``options``: its options dataclass (``ModelConfig.operator_options()``)."""
+    return OPERATORS.get(name)(ctx, options)
 
 
 def split_frames(x: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
