@@ -23,6 +23,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
+standalone_profile()
 validate_config()
 
 
@@ -34,10 +35,10 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
-# The tables only: `snakemake --cores all tables`.
+# The tables only: `snakemake --cores all tables` (those of `tables` with rows on the profile's dataset).
 rule tables:
     input:
-        expand("results/{table}.{ext}", table=config["tables"], ext=["csv", "md"]),
+        expand("results/{table}.{ext}", table=profile_tables(), ext=["csv", "md"]),
 
 
 # Everything: every table of `tables` and every figure (`snakemake --cores all`), what the report shows.

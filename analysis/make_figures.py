@@ -1,7 +1,7 @@
 """Draw the paper's figures and the suite's own from the workflow's outputs (PNG + PDF; functions in ila.figures).
 
     python analysis/make_figures.py table   --csv results/table4.csv --out results/figures/table4
-    python analysis/make_figures.py figure1 --csv results/table4.csv --out results/figures/figure1
+    python analysis/make_figures.py figure1 --csv results/table1.csv --out results/figures/figure1
     python analysis/make_figures.py figure5 --run results/table4/ila/seed0 --out results/figures/figure5_ila
     python analysis/make_figures.py heatmaps --run divided_st=results/table4/divided_st/seed0 \
         --run ata=results/table4/ata/seed0 --run ila=results/table4/ila/seed0 --depth middle \
@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--measure", default="top1")
     t.add_argument("--title")
     t.set_defaults(func=cmd_table)
-    f1 = sub.add_parser("figure1", help="top-1 against GFLOPs: the paper's Table 1 and our Table 4 rows")
-    f1.add_argument("--csv", required=True, help="results/table4.csv")
+    f1 = sub.add_parser("figure1", help="top-1 against GFLOPs: the paper's Table 1 and our Table 1 rows")
+    f1.add_argument("--csv", required=True, help="results/table1.csv")
     f1.set_defaults(func=cmd_figure1)
     f5 = sub.add_parser("figure5", help="interactive points as boxes on validation clips")
     f5.add_argument("--run", required=True, help="a run directory of an ILA row")

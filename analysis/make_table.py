@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every row (run directories seed<N>)")
     p.add_argument("--profile", default="default")
     p.add_argument("--dataset", default="")
+    p.add_argument("--dataset-kind", choices=["synth", "kinetics400", "ssv2"],
+                   help="the rows run on this kind of dataset (rows of an ablation file may name theirs); default: all")
     p.add_argument("--latency", help="the table's latency measurement (JSON from benchmarks/latency.py --json)")
     p.add_argument("--mlflow-uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not attach the table to its MLflow experiment")
@@ -38,10 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     if table.latency and not args.latency:
         p.error(f"{args.table} has a latency column: pass --latency <the latency rule's JSON>")
     latency = json.loads(Path(args.latency).read_text()) if args.latency else None
-    result = collect(table, Path(args.runs), args.profile, args.dataset, args.seeds, latency)
+    result = collect(table, Path(args.runs), args.profile, args.dataset, args.seeds, latency, args.dataset_kind)
     write_csv(result, Path(args.csv))
     write_markdown(result, Path(args.md), args.profile, args.dataset)
-    print(f"wrote {args.csv} and {args.md} ({len(result.rows)} rows)")
+    print(f"wrote {args.csv} and {args.md} ({len(result.rows)} rows run, {len(result.cited)} cited)")
     if not args.no_mlflow:
         from ila.engine.tracking import log_table
 

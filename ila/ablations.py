@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ila.config import resolve_model_config
+from ila.paths import PRETRAINING_OBJECTIVES
 from ila.variants import list_variants
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
@@ -27,14 +28,28 @@ class AblationError(ValueError):
 class Row:
     id: str
     name: str
-    model: dict[str, Any]
-    paper: dict[str, float] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    paper: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     requires: str | None = None
     label: str | None = None
     flops_note: str | None = None  # our explanation of a FLOPs gap to the paper (not the paper's words)
     # Another table whose row of the same id this row *is* (trained once, reused): its runs live under that table.
     shared_from: str | None = None
+    # The dataset kinds (synth, kinetics400, ssv2) the row is run on; None: every one. A table can then hold the
+    # paper's own rows for its dataset and the embedded default's analogues side by side.
+    datasets: list[str] | None = None
+    # The row's own backbone, {name, tag, pretraining} (ila.paths.backbone_weights_file), instead of the profile's.
+    backbone: dict[str, Any] | None = None
+    # The row's own configuration as the paper reports it (backbone, num_frames, head), over the table's; the row's
+    # GFLOPs "at the paper's config" are counted there.
+    paper_config: dict[str, Any] = field(default_factory=dict)
+    # The row another row is compared with (default: the table's reference), e.g. each scale's ILA with that scale's
+    # Baseline.
+    reference: str | None = None
+    # A row the paper cites from another paper (its reference, e.g. "[15]"): numbers only, never run, never in our
+    # statistics.
+    cited: str | None = None
 
     @property
     def run_table(self) -> str | None:
@@ -46,7 +61,10 @@ class Row:
         return self.model.get("variant", "ila")
 
     def available(self) -> bool:
-        return self.variant in list_variants()
+        return self.cited is None and self.variant in list_variants()
+
+    def runs_on(self, dataset_kind: str | None) -> bool:
+        return dataset_kind is None or self.datasets is None or dataset_kind in self.datasets
 
 
 @dataclass
@@ -62,11 +80,35 @@ class Table:
     latency: bool = False  # a measured latency column (the workflow's `latency` rule)
     notes: list[str] = field(default_factory=list)  # our words for the Markdown's notes (what limits the table)
 
-    def available_rows(self) -> list[Row]:
-        return [r for r in self.rows if r.available()]
+    def available_rows(self, dataset_kind: str | None = None) -> list[Row]:
+        """The rows the workflow trains on ``dataset_kind`` (None: on any)."""
+        return [r for r in self.rows if r.available() and r.runs_on(dataset_kind)]
 
-    def reference_row(self) -> Row:
-        return self.row(self.reference) if self.reference else self.rows[0]
+    def pending_rows(self, dataset_kind: str | None = None) -> list[Row]:
+        """Rows whose method is not built yet (``requires:``)."""
+        return [r for r in self.rows if not r.cited and not r.available() and r.runs_on(dataset_kind)]
+
+    def cited_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.cited]
+
+    def reference_row(self, dataset_kind: str | None = None) -> Row:
+        """The table's reference row; where it is not run on ``dataset_kind``, the first row that is."""
+        if self.reference and self.row(self.reference).runs_on(dataset_kind):
+            return self.row(self.reference)
+        rows = [r for r in self.rows if not r.cited and r.runs_on(dataset_kind)]
+        if not rows:
+            raise AblationError(f"{self.path}: no row runs on dataset {dataset_kind!r}")
+        return rows[0]
+
+    def reference_of(self, row: Row, dataset_kind: str | None = None) -> Row:
+        """The row ``row`` is compared with: its own reference where that runs on ``dataset_kind``, else the
+        table's."""
+        if row.reference and self.row(row.reference).runs_on(dataset_kind):
+            return self.row(row.reference)
+        return self.reference_row(dataset_kind)
+
+    def paper_config_of(self, row: Row) -> dict[str, Any]:
+        return {**self.paper_config, **row.paper_config}
 
     def row(self, row_id: str) -> Row:
         for r in self.rows:
@@ -76,9 +118,14 @@ class Table:
 
 
 TABLE_KEYS = {"table", "title", "paper_config", "reference", "primary", "columns", "latency", "notes", "rows"}
-ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note", "from"}
+ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note", "from", "datasets",
+            "backbone", "paper_config", "reference", "cited"}
 # What a shared row ({id: ..., from: <table>}) may set for itself; its model and overrides are the source row's.
-SHARED_ROW_KEYS = {"id", "from", "name", "paper", "label", "flops_note"}
+SHARED_ROW_KEYS = {"id", "from", "name", "paper", "label", "flops_note", "datasets", "paper_config", "reference"}
+CITED_ROW_KEYS = {"id", "name", "cited", "paper", "label"}
+BACKBONE_KEYS = {"name", "tag", "pretraining"}
+DATASET_KINDS = ("synth", "kinetics400", "ssv2")
+PAPER_CONFIG_KEYS = {"backbone", "num_frames", "image_size", "head"}
 
 
 def load_table(name_or_path: str | Path) -> Table:
@@ -100,34 +147,71 @@ def load_table(name_or_path: str | Path) -> Table:
                             "finds a table's file by it")
     rows, seen = [], set()
     for i, raw in enumerate(data["rows"]):
-        where = f"{path}: rows[{i}]"
-        if not isinstance(raw, dict):
-            raise AblationError(f"{where}: expected a mapping")
-        unknown = set(raw) - ROW_KEYS
-        if unknown:
-            raise AblationError(f"{where}: unknown keys {sorted(unknown)}; expected a subset of {sorted(ROW_KEYS)}")
-        if "from" in raw:
-            raw = _shared_row(raw, where, path)
-        for key in ("id", "name", "model"):
-            if key not in raw:
-                raise AblationError(f"{where}: missing {key!r}")
-        if not re.fullmatch(r"[a-z0-9_]+", str(raw["id"])):
-            raise AblationError(f"{where}: id {raw['id']!r} must be lower-case letters, digits and '_'")
-        if raw["id"] in seen:
-            raise AblationError(f"{where}: duplicate id {raw['id']!r}")
-        seen.add(raw["id"])
-        row = Row(**{("shared_from" if k == "from" else k): v for k, v in raw.items()})
-        if not row.available() and not row.requires:
-            raise AblationError(f"{path}: row {row.id!r}: model.variant: unknown model variant {row.variant!r}; "
-                                f"expected one of {list_variants()} (a row whose method is not built yet names what "
-                                "it waits for under `requires:` and is skipped)")
+        row = _row(raw, f"{path}: rows[{i}]", path)
+        if row.id in seen:
+            raise AblationError(f"{path}: rows[{i}]: duplicate id {row.id!r}")
+        seen.add(row.id)
         rows.append(row)
     table = Table(data["table"], data["title"], rows, data.get("paper_config", {}), path, data.get("reference"),
                   data.get("primary"), data.get("columns"), bool(data.get("latency", False)),
                   list(data.get("notes", [])))
     if table.reference is not None and table.reference not in seen:
         raise AblationError(f"{path}: reference {table.reference!r} is not a row id ({', '.join(sorted(seen))})")
+    for row in rows:
+        if row.reference is not None and (row.reference not in seen or table.row(row.reference).cited):
+            raise AblationError(f"{path}: row {row.id!r}: reference {row.reference!r} is not the id of a row the "
+                                f"suite runs ({', '.join(sorted(r.id for r in rows if not r.cited))})")
     return table
+
+
+def _row(raw: Any, where: str, path: Path) -> Row:
+    if not isinstance(raw, dict):
+        raise AblationError(f"{where}: expected a mapping")
+    unknown = set(raw) - ROW_KEYS
+    if unknown:
+        raise AblationError(f"{where}: unknown keys {sorted(unknown)}; expected a subset of {sorted(ROW_KEYS)}")
+    if "cited" in raw:
+        extra = set(raw) - CITED_ROW_KEYS
+        if extra:
+            raise AblationError(f"{where}: a cited row (cited: {raw['cited']}) is the paper's numbers for another "
+                                f"paper's method; it may only set {sorted(CITED_ROW_KEYS)}, not {sorted(extra)}")
+    elif "from" in raw:
+        raw = _shared_row(raw, where, path)
+    for key in ("id", "name") + (() if "cited" in raw else ("model",)):
+        if key not in raw:
+            raise AblationError(f"{where}: missing {key!r}")
+    if not re.fullmatch(r"[a-z0-9_]+", str(raw["id"])):
+        raise AblationError(f"{where}: id {raw['id']!r} must be lower-case letters, digits and '_'")
+    where = f"{path}: row {raw['id']!r}"
+    _check_row_fields(raw, where)
+    row = Row(**{("shared_from" if k == "from" else k): v for k, v in raw.items()})
+    if not row.cited and not row.available() and not row.requires:
+        raise AblationError(f"{where}: model.variant: unknown model variant {row.variant!r}; expected one of "
+                            f"{list_variants()} (a row whose method is not built yet names what it waits for under "
+                            "`requires:` and is skipped)")
+    return row
+
+
+def _check_row_fields(raw: dict[str, Any], where: str) -> None:
+    """The keys that say where and on what a row runs: datasets, backbone, paper_config."""
+    datasets = raw.get("datasets")
+    if datasets is not None and (not isinstance(datasets, list) or not datasets
+                                 or any(d not in DATASET_KINDS for d in datasets)):
+        raise AblationError(f"{where}: datasets: expected a list of dataset kinds from {list(DATASET_KINDS)}, got "
+                            f"{datasets!r}")
+    backbone = raw.get("backbone")
+    if backbone is not None:
+        if not isinstance(backbone, dict) or "name" not in backbone or set(backbone) - BACKBONE_KEYS:
+            raise AblationError(f"{where}: backbone: expected a mapping with `name` and optionally `tag` (fetched "
+                                f"weights) or `pretraining` (the embedded default's), keys {sorted(BACKBONE_KEYS)}; "
+                                f"got {backbone!r}")
+        if backbone.get("pretraining", "contrastive") not in PRETRAINING_OBJECTIVES:
+            raise AblationError(f"{where}: backbone.pretraining: expected one of {list(PRETRAINING_OBJECTIVES)}, got "
+                                f"{backbone['pretraining']!r}")
+    extra = set(raw.get("paper_config") or {}) - PAPER_CONFIG_KEYS
+    if extra:
+        raise AblationError(f"{where}: paper_config: unknown keys {sorted(extra)}; expected a subset of "
+                            f"{sorted(PAPER_CONFIG_KEYS)}")
 
 
 def _shared_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
@@ -148,7 +232,8 @@ def _shared_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
         raise AblationError(f"{where}: {raw['from']}'s row {src.id!r} is itself shared from {src.shared_from}; "
                             "name that table")
     out = {"id": src.id, "name": src.name, "model": src.model, "overrides": src.overrides, "paper": {},
-           "requires": src.requires, "flops_note": src.flops_note}
+           "requires": src.requires, "flops_note": src.flops_note, "backbone": src.backbone,
+           "datasets": src.datasets, "paper_config": src.paper_config}
     out.update({k: v for k, v in raw.items()})
     return out
 

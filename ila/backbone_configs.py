@@ -27,6 +27,15 @@ def known_backbones() -> list[str]:
     return sorted(_config_files())
 
 
+def backbone_image_size(name: str) -> int | None:
+    """The image tower's input size (its position embeddings' grid times the patch), None where not given."""
+    files = _config_files()
+    if name not in files:
+        raise KeyError(name)
+    size = json.loads(files[name].read_text()).get("vision_cfg", {}).get("image_size")
+    return size if isinstance(size, int) else None
+
+
 def backbone_depth(name: str) -> int | None:
     """The image tower's number of blocks; None when the config does not say (a timm tower names its timm model)."""
     files = _config_files()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from ila import variants
-from ila.backbone_configs import backbone_depth
+from ila.backbone_configs import backbone_depth, backbone_image_size
 from ila.errors import ConfigError
 from ila.operator_options import OPERATOR_OPTIONS
 
@@ -54,7 +54,9 @@ class DataConfig:
     # 'segment': Kinetics-style sparse sampling, one frame per segment.
     # 'uniform': SSv2-style fixed-stride sampling over the whole video, no per-segment offsets.
     sampling: Literal["segment", "uniform"] = "segment"
-    input_size: int = 224
+    # Pixels per side of a training or test crop; in a run config, null (the default) takes the backbone's own input
+    # size (224, or 336 for ViT-L/14@336, 32 for the mini-CLIP), which a set value must equal.
+    input_size: int | None = None
     # Short side before cropping; None means input_size * 256 / 224 as in the CLIP video recipes.
     resize_short: int | None = None
     # 'auto': PyAV if installed, else decord. 'torchcodec' needs its extra and FFmpeg's shared libraries.
@@ -88,12 +90,12 @@ class DataConfig:
 
     def validate(self, where: str = "data") -> None:
         for name in ("num_frames", "input_size", "test_clips", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected a positive integer, got {getattr(self, name)}")
         for name in ("num_workers", "frame_cache_mb"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name}: expected >= 0, got {getattr(self, name)}")
-        if self.resize_short is not None and self.resize_short < self.input_size:
+        if self.resize_short is not None and self.resize_short < (self.input_size or 0):
             raise ConfigError(
                 f"{where}.resize_short: expected >= input_size ({self.input_size}), got {self.resize_short}"
             )
@@ -104,8 +106,14 @@ class DataConfig:
         self.augment.validate(f"{where}.augment")
 
     @property
+    def crop_size(self) -> int:
+        if self.input_size is None:
+            raise ConfigError("data.input_size: not resolved (a run config fills it from the backbone)")
+        return self.input_size
+
+    @property
     def short_side(self) -> int:
-        return self.resize_short if self.resize_short is not None else int(round(self.input_size * 256 / 224))
+        return self.resize_short if self.resize_short is not None else int(round(self.crop_size * 256 / 224))
 
 
 @dataclass
@@ -276,6 +284,12 @@ def resolve_run_config(data: Mapping[str, Any]) -> RunConfig:
         raise ConfigError(f"model.num_frames: {frames!r} differs from data.num_frames ({cfg.data.num_frames}); the "
                           "model takes the clips' frame count, set data.num_frames only")
     cfg.model = resolve_model_config({**model_data, "num_frames": cfg.data.num_frames}, "model")
+    size = backbone_image_size(cfg.model.backbone)
+    if cfg.data.input_size is None:
+        cfg.data.input_size = size or 224
+    elif size is not None and size != cfg.data.input_size:
+        raise ConfigError(f"data.input_size: {cfg.data.input_size} but {cfg.model.backbone} takes {size}x{size} "
+                          f"images (its position embeddings are fixed): set data.input_size: {size}")
     return cfg
 
 

@@ -40,3 +40,20 @@ def write_json(data: Any, path: str | Path) -> Path:
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+# How the embedded default pretrains its mini-CLIP backbones (ila.pretrain): CLIP's contrastive loss on captions, or
+# one-hot labels (Table 10's question: ILA on a backbone pretrained without language).
+PRETRAINING_OBJECTIVES = ("contrastive", "supervised")
+
+
+def backbone_weights_file(name: str, tag: str | None = None, pretraining: str | None = None) -> str | None:
+    """Where a backbone's weights live, relative to the project root: the suite's own pretraining
+    (``pretraining`` given: ``resources/pretrained/<name>.pt``, ``<name>-supervised.pt``), or weights fetched for a
+    pretrained ``tag`` (``resources/weights/<name>-<tag>.pt``, what ``ila fetch-weights`` writes); None for neither."""
+    if pretraining is not None:
+        if pretraining not in PRETRAINING_OBJECTIVES:
+            raise ValueError(f"pretraining: expected one of {PRETRAINING_OBJECTIVES}, got {pretraining!r}")
+        suffix = "" if pretraining == "contrastive" else f"-{pretraining}"
+        return f"resources/pretrained/{name}{suffix}.pt"
+    return f"resources/weights/{name}-{tag}.pt" if tag else None

@@ -51,9 +51,9 @@ LABELS = {
     "reversal_logit_change": "Reversal Δlogit", "gflops": "GFLOPs", "latency_ms": "latency (ms/clip)",
     "emd": "EMD (adjacent frames)",
 }  # fmt: skip
-ROW_COLUMNS = ["id", "row", "variant", "seeds"]
+ROW_COLUMNS = ["id", "row", "source", "variant", "seeds", "compared_with"]
 COST_COLUMNS = ["gflops_paper_config", "gflops_run_config", "params_m", "params_added_by_operator_m"]
-RUN_COLUMNS = ["profile", "dataset", "head", "train_steps", "run_table"]
+RUN_COLUMNS = ["profile", "dataset", "backbone", "frames", "input_size", "views", "head", "train_steps", "run_table"]
 LATENCY_COLUMNS = ["latency_ms", "latency_ratio_vs_ref", "latency_device"]
 
 
@@ -66,6 +66,7 @@ class TableResult:
     summary: dict = field(default_factory=dict)
     runs: dict[str, str] = field(default_factory=dict)  # "<row>-seed<N>" -> MLflow run id (where recorded)
     shared_runs: list[str] = field(default_factory=list)  # of those, the runs another table owns
+    cited: list[dict] = field(default_factory=list)  # the paper's rows for other papers' methods (CSV columns too)
 
 
 def primary_measure(table: Table) -> str:
@@ -88,7 +89,7 @@ def csv_columns(table: Table, has_latency: bool) -> list[str]:
 def paper_keys(table: Table) -> list[str]:
     """Every number the paper gives for some row, in order of first appearance (top-1 first)."""
     keys = ["top1"] if table.primary in (None, "top1") else []
-    for row in table.rows:
+    for row in table.rows:  # cited rows too: their columns are the paper's
         keys += [k for k in row.paper if k not in keys]
     return keys
 
@@ -159,10 +160,15 @@ def metric_bounds(metric: str) -> tuple[float, float]:
     return (0.0, 100.0) if metric in PERCENT_METRICS else (0.0, float("inf"))
 
 
-def _run_head(run_dir: Path) -> str | None:
-    """The classifier head a run was trained with, from the resolved config saved beside its outputs."""
+def _run_setup(run_dir: Path) -> dict:
+    """What a run was: backbone, frames, input size, test views and head, from the resolved config saved beside its
+    outputs (empty where there is none)."""
     path = run_dir / "config.yaml"
-    return load_run_config(path).model.head if path.is_file() else None
+    if not path.is_file():
+        return {}
+    cfg = load_run_config(path)
+    return {"backbone": cfg.model.backbone, "frames": cfg.data.num_frames, "input_size": cfg.data.input_size,
+            "views": f"{cfg.data.test_clips}x{cfg.data.test_crops}", "head": cfg.model.head}
 
 
 def _round(x, nd=2):
@@ -207,39 +213,45 @@ def _run_ids(runs: Path, row: Row, seeds: list[int]) -> dict[str, str]:
     return out
 
 
+def paper_cost_key(table: Table, row: Row) -> str:
+    """The key of the cost ``ila evaluate --cost-at`` recorded at the row's configuration in the paper."""
+    cfg = table.paper_config_of(row)
+    return f"{cfg.get('backbone', 'ViT-B-32')}@{cfg.get('num_frames', 8)}f"
+
+
 def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[int],
-            latency: dict | None = None) -> TableResult:
-    """Every available row's numbers; ``latency`` is what :func:`ila.latency.measure_table` wrote for the table."""
+            latency: dict | None = None, dataset_kind: str | None = None) -> TableResult:
+    """Every available row's numbers on ``dataset_kind`` (None: every row); ``latency`` is what
+    :func:`ila.latency.measure_table` wrote for the table."""
     primary = primary_measure(table)
-    paper_key = f"{table.paper_config.get('backbone', 'ViT-B-32')}@{table.paper_config.get('num_frames', 8)}f"
-    available = table.available_rows()
-    ref = table.reference_row()
+    available = table.available_rows(dataset_kind)
+    ref = table.reference_row(dataset_kind)
     if ref not in available:
         raise ValueError(f"{table.path}: reference row {ref.id!r} has no implemented variant")
     outcome, scale = PRIMARY_MEASURES[primary]
     with_emd = primary == "emd"
-    ref_metrics = load_seed_metrics(runs, ref, seeds, with_emd)
-    videos = ref_metrics[0].get("per_video", {}).get("video")
-    ref_outcome = scale * outcome_matrix(ref_metrics, outcome, videos)
-    weights = video_weights(primary, ref_metrics[0])
+    metrics = {row.id: load_seed_metrics(runs, row, seeds, with_emd) for row in available}
+    videos = metrics[ref.id][0].get("per_video", {}).get("video")
+    weights = video_weights(primary, metrics[ref.id][0])
+    outcomes = {row.id: scale * outcome_matrix(metrics[row.id], outcome, videos) for row in available}
     result = TableResult(table, [], csv_columns(table, latency is not None))
-    outcomes: dict[str, np.ndarray] = {}
     differences: dict[str, Difference] = {}
+    gains: dict[str, np.ndarray] = {}  # rows compared with a reference of their own: their gain over it
     for row in available:
-        per_seed = ref_metrics if row is ref else load_seed_metrics(runs, row, seeds, with_emd)
-        m = per_seed[0]
-        out = {"id": row.id, "row": row.name, "variant": row.variant, "seeds": len(seeds), "profile": profile,
-               "dataset": dataset, "head": _run_head(row_runs_dir(runs, row) / f"seed{seeds[0]}"),
-               "train_steps": m.get("train_steps"), "run_table": row.run_table or table.table}  # fmt: skip
-        out.update({f"paper_{k}": row.paper.get(k) for k in paper_keys(table)})
-        at_paper = _costs(out, m, paper_key)
+        per_seed, other = metrics[row.id], table.reference_of(row, dataset_kind)
+        out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, "seeds": len(seeds),
+               "profile": profile, "dataset": dataset, "train_steps": per_seed[0].get("train_steps"),
+               "run_table": row.run_table or table.table, **_run_setup(row_runs_dir(runs, row) / f"seed{seeds[0]}"),
+               **{f"paper_{k}": row.paper.get(k) for k in paper_keys(table)}}  # fmt: skip
+        at_paper = _costs(out, per_seed[0], paper_cost_key(table, row))
         _seed_stats(out, per_seed, primary)
-        row_outcome = ref_outcome if row is ref else scale * outcome_matrix(per_seed, outcome, videos)
-        outcomes[row.id] = row_outcome
-        _primary_interval(out, crossed_mean(row_outcome, weights=weights), primary)
-        if row is not ref:
-            differences[row.id] = paired_difference(row_outcome, ref_outcome, weights=weights)
+        _primary_interval(out, crossed_mean(outcomes[row.id], weights=weights), primary)
+        if other is not row:
+            out["compared_with"] = other.id
+            differences[row.id] = paired_difference(outcomes[row.id], outcomes[other.id], weights=weights)
             _difference(out, differences[row.id], primary)
+            if row.reference == other.id:
+                gains[row.id] = outcomes[row.id] - outcomes[other.id]
         twin = outcome_matrix(per_seed, "twin_hit", videos)
         has_twin = (twin >= 0).all(0)
         if has_twin.any():
@@ -252,17 +264,19 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         if row.run_table:
             result.shared_runs += list(ids.values())
         result.notes += _row_notes(row, at_paper)
-    for row in table.rows:
-        if not row.available():
-            result.notes.append(f"{row.name}: not run — its method arrives with {row.requires or 'a later issue'}.")
+    for row in table.pending_rows(dataset_kind):
+        result.notes.append(f"{row.name}: not run — its method arrives with {row.requires or 'a later issue'}.")
+    result.cited = [{"id": r.id, "row": r.name, "source": f"cited {r.cited}",
+                     **{f"paper_{k}": r.paper.get(k) for k in paper_keys(table)}} for r in table.cited_rows()]
     agreement = kendall_tau([r[primary] for r in result.rows], [r.get(f"paper_{primary}") for r in result.rows])
     result.summary = {"reference": ref.name, "primary": primary, "kendall_tau": agreement, "seeds": seeds,
                       "videos": len(videos), "latency": latency, "differences": differences,
-                      "pairs": pairwise_differences(outcomes, weights)}  # fmt: skip
+                      "pairs": pairwise_differences(outcomes, weights),
+                      "gain_contrasts": gain_contrasts(gains, weights)}  # fmt: skip
     if with_emd:
         # The paper's reading of Table 5: lower EMD (more mutual information between frames) goes with higher accuracy.
         result.summary["emd_vs_top1"] = kendall_tau([r["emd"] for r in result.rows], [r["top1"] for r in result.rows])
-        result.summary["emd_options"] = ref_metrics[0]["emd_options"]
+        result.summary["emd_options"] = metrics[ref.id][0]["emd_options"]
     return result
 
 
@@ -294,6 +308,14 @@ def pairwise_differences(outcomes: dict[str, np.ndarray], weights: np.ndarray | 
             for i, a in enumerate(ids) for b in ids[i + 1:]}
 
 
+def gain_contrasts(gains: dict[str, np.ndarray], weights: np.ndarray | None) -> dict[tuple, Difference]:
+    """Each later row's gain over its reference minus each earlier row's (e.g. ILA's gain at 16 frames minus its gain
+    at 8): does the gain change between the settings the rows stand for?"""
+    ids = list(gains)
+    return {(b, a): paired_difference(gains[b], gains[a], weights=weights)
+            for i, a in enumerate(ids) for b in ids[i + 1:]}
+
+
 def _latency(out: dict, latency: dict, row: Row, ref: Row) -> None:
     ms = latency["ms_per_clip"].get(row.id)
     base = latency["ms_per_clip"].get(ref.id)
@@ -321,8 +343,8 @@ def write_csv(result: TableResult, path: Path) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=result.columns)
         writer.writeheader()
-        for r in result.rows:
-            writer.writerow({k: "" if r[k] is None else r[k] for k in result.columns})
+        for r in [*result.rows, *result.cited]:
+            writer.writerow({k: "" if r.get(k) is None else r[k] for k in result.columns})
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -349,15 +371,17 @@ def _digits(metric: str) -> int:
     return 2 if metric in PERCENT_METRICS else 3
 
 
-def _diff_cell(r: dict, primary: str) -> str:
+def _diff_cell(r: dict, primary: str, own_reference: str | None = None) -> str:
+    """``own_reference``: the name of the row this one is compared with, where it is not the table's reference."""
     if r[f"{primary}_diff_vs_ref"] is None:
         return "(reference)"
     nd = _digits(primary)
+    vs = f" vs {own_reference}" if own_reference else ""
     if r[f"{primary}_diff_ci_low"] is None:
-        return f"{r[f'{primary}_diff_vs_ref']:+.{nd}f} (one seed: no interval)"
+        return f"{r[f'{primary}_diff_vs_ref']:+.{nd}f}{vs} (one seed: no interval)"
     text = (f"{r[f'{primary}_diff_vs_ref']:+.{nd}f} [{r[f'{primary}_diff_ci_low']:+.{nd}f}, "
             f"{r[f'{primary}_diff_ci_high']:+.{nd}f}]")
-    return f"**{text}**" if r[f"{primary}_diff_significant"] else text
+    return (f"**{text}**" if r[f"{primary}_diff_significant"] else text) + vs
 
 
 def _p(p) -> str:
@@ -387,6 +411,8 @@ def tau_sentence(summary: dict) -> str:
 def _metric_cells(table: Table, paper_cfg: dict) -> list[tuple[str, callable]]:
     """(header, cell function) per metric column the table shows."""
     arch = f"{paper_cfg.get('backbone', '?')}, {paper_cfg.get('num_frames', '?')}f"
+    if any(r.paper_config for r in table.rows):
+        arch = "the row's config in the paper"
     cells = []
     for col in table.columns or DEFAULT_COLUMNS:
         if col == "twin_order_accuracy":
@@ -410,8 +436,14 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
     table, rows, summary = result.table, result.rows, result.summary
     primary, ref = summary["primary"], summary["reference"]
     what = LABELS[primary]
+    names = {r["id"]: r["row"] for r in rows}
+    ref_id = next(r["id"] for r in rows if r[f"{primary}_diff_vs_ref"] is None)
+
+    def own_reference(r: dict) -> str | None:
+        return names[r["compared_with"]] if r.get("compared_with") not in (None, ref_id) else None
+
     cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary, _digits(primary))),
-             (f"Δ {what.split(' =')[0]} vs {ref} [95% CI]", lambda r: _diff_cell(r, primary)),
+             (f"Δ {what.split(' =')[0]} vs {ref} [95% CI]", lambda r: _diff_cell(r, primary, own_reference(r))),
              ("p", lambda r: _p(r[f"{primary}_diff_p"])),
              ("MDE", lambda r: _fmt(r[f"{primary}_diff_mde"]))]  # fmt: skip
     cells += [c for c in _metric_cells(table, table.paper_config) if c[0] != what]
@@ -430,8 +462,8 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
              "| " + " | ".join(h for h, _ in cells) + " |", "|" + "---|" * len(cells)]  # fmt: skip
     for r in rows:
         lines.append("| " + " | ".join(f(r) for _, f in cells) + " |")
-    lines += ["", f"FLOPs: {FLOPS_CONVENTION}.", ""]
-    notes = [tau_sentence(summary), *mde_sentences(summary)]
+    lines += ["", f"FLOPs: {FLOPS_CONVENTION}.", "", *cited_lines(result)]
+    notes = [tau_sentence(summary), *gain_sentences(summary, names), *mde_sentences(summary)]
     if "emd_vs_top1" in summary:
         notes.append(emd_sentence(summary))
     if latency is not None:
@@ -439,6 +471,32 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
     notes += result.notes + table.notes
     lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     path.write_text("\n".join(lines))
+
+
+def cited_lines(result: TableResult) -> list[str]:
+    """The paper's rows for other papers' methods, as a table of their own: never run here, never in our tests."""
+    if not result.cited:
+        return []
+    keys = [k for k in paper_keys(result.table) if any(r.get(f"paper_{k}") is not None for r in result.cited)]
+    header = ["Cited model (the paper's reference)", *[LABELS.get(k, k.replace("_", " ").capitalize()) for k in keys]]
+    lines = ["## Cited in the paper (other methods: the paper's numbers, not run by this suite)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in result.cited:
+        lines.append("| " + " | ".join([f"{r['row']} {r['source'].removeprefix('cited ')}",
+                                        *[_fmt(r.get(f"paper_{k}")) for k in keys]]) + " |")
+    return [*lines, ""]
+
+
+def gain_sentences(summary: dict, names: dict[str, str]) -> list[str]:
+    """Rows compared with references of their own (e.g. ILA and the Baseline at each scale): does the gain differ
+    between them? The difference of two paired differences, tested the same way (seeds and videos crossed)."""
+    out = []
+    for (a, b), d in summary.get("gain_contrasts", {}).items():
+        nd = _digits(summary["primary"])
+        interval = "" if d.low is None else f" [{d.low:+.{nd}f}, {d.high:+.{nd}f}], p = {_p(d.p_value)}"
+        out.append(f"Gain of {names[a]} over its reference minus the gain of {names[b]} over its own: "
+                   f"{d.diff:+.{nd}f}{interval}" + (" (significant at 5%)." if d.significant() else "."))
+    return out
 
 
 def _intro(result: TableResult, profile: str, dataset: str) -> list[str]:
@@ -454,8 +512,9 @@ def _intro(result: TableResult, profile: str, dataset: str) -> list[str]:
         f"Ours: profile `{profile}`, dataset `{dataset}`; accuracies in % on the {summary['videos']} validation "
         "videos. "
         f"{what}: mean over seeds ± half-width of its 95% interval with seeds and videos as sources of error; "
-        f"{spread}. Columns marked *Paper* are the paper's reported numbers (CLIP {pc.get('backbone', '?')}, "
-        f"{pc.get('num_frames', '?')} frames).",
+        f"{spread}. Columns marked *Paper* are the paper's reported numbers ("
+        + ("each row's own backbone and frames)." if any(r.paper_config for r in table.rows) else
+           f"CLIP {pc.get('backbone', '?')}, {pc.get('num_frames', '?')} frames)."),
         f"Δ: each row minus {ref}, seed s paired with seed s and video with video. A training run is the unit of "
         f"replication: the {int(100 * CONFIDENCE)}% interval and the two-sided t test (p) include both the "
         "seed-to-seed variation of the trainings and the sampling of the validation videos (crossed random "

@@ -39,10 +39,15 @@ def test_a_box_is_the_masks_full_weight_region(grid, patch):
 
 
 def _table_csv(path):
-    rows = [{"id": "a", "row": "A", "variant": "baseline", "top1": "40", "top1_ci_low": "38", "top1_ci_high": "42",
-             "paper_top1": "79.8", "gflops_paper_config": "38.5"},
-            {"id": "b", "row": "B", "variant": "ila", "top1": "45", "top1_ci_low": "", "top1_ci_high": "",
-             "paper_top1": "", "gflops_paper_config": "44.2"}]
+    rows = [{"id": "a", "row": "A", "source": "ours", "variant": "baseline", "top1": "40", "top1_ci_low": "38",
+             "top1_ci_high": "42", "paper_top1": "79.8", "gflops_paper_config": "38.5", "gflops_run_config": "0.5",
+             "views": "2x1"},
+            {"id": "b", "row": "B", "source": "ours", "variant": "ila", "top1": "45", "top1_ci_low": "",
+             "top1_ci_high": "", "paper_top1": "", "gflops_paper_config": "44.2", "gflops_run_config": "0.6",
+             "views": "2x1"},
+            {"id": "c", "row": "C", "source": "cited [1]", "variant": "", "top1": "", "top1_ci_low": "",
+             "top1_ci_high": "", "paper_top1": "80", "gflops_paper_config": "", "gflops_run_config": "",
+             "views": ""}]
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -86,7 +91,7 @@ def check_table_plot(fig, rows: list[dict[str, str]], measure: str) -> None:
 def test_table_plot_shows_the_tables_values(tmp_path, drawn):
     table = _table_csv(tmp_path / "t.csv")
     with table.open() as fh:
-        rows = list(csv.DictReader(fh))
+        rows = [r for r in csv.DictReader(fh) if r["source"] == "ours"]  # a cited row is the paper's, not plotted
     figures.table_plot(table, tmp_path / "t", title="T")
     check_table_plot(drawn[-1], rows, "top1")
     assert drawn[-1].axes[0].get_title() == "T"
@@ -103,26 +108,33 @@ def test_table_plot_shows_the_tables_values(tmp_path, drawn):
 
 
 def test_figure1_plots_the_papers_table1_and_our_rows(tmp_path, drawn):
-    import yaml
+    from ila.ablations import load_table
 
     table = _table_csv(tmp_path / "t.csv")
     figures.figure1(table, tmp_path / "f1")
     left, right = drawn[-1].axes
-    paper = [m for m in yaml.safe_load(figures.PAPER_TABLE1.read_text())["rows"]
-             if m.get("gflops") is not None and m.get("top1") is not None]
-    assert len(paper) >= 10
+    # Left: the ablation file's Table 1, cited rows and ILA's own, with the paper's GFLOPs, views and top-1.
+    spec = load_table(figures.PAPER_TABLE1)
+    paper = [r for r in spec.rows if r.paper.get("gflops") is not None and r.paper.get("top1") is not None
+             and r.paper.get("views")]
+    assert len(paper) >= 20 and sum(not r.cited for r in paper) == 6
     points = [tuple(float(v) for v in c.get_offsets()[0]) for c in left.collections]
-    assert np.allclose(points, [(m["gflops"] * (m.get("views") or 1), m["top1"]) for m in paper])
-    assert [t.get_text() for t in left.texts] == [m["name"] for m in paper]
-    ila = [i for i, m in enumerate(paper) if m["name"].startswith("ILA")]
-    assert ila and all(left.collections[i].get_sizes()[0] == 50 for i in ila)
+    expected = [(r.paper["gflops"] * np.prod([int(v) for v in r.paper["views"].split("x")]), r.paper["top1"])
+                for r in paper]
+    assert np.allclose(points, expected)
+    labels = [t.get_text() for t in left.texts]
+    assert labels[: sum(r.cited is None for r in paper)] == ["ILA-ViT-B-32 8f", "ILA-ViT-B-32 16f", "ILA-ViT-B-16 8f",
+                                                             "ILA-ViT-B-16 16f", "ILA-ViT-L-14 8f",
+                                                             "ILA-ViT-L-14-336 16f"]
+    ila = [i for i, r in enumerate(paper) if not r.cited]
+    assert all(left.collections[i].get_sizes()[0] == 50 for i in ila)
     assert all(c.get_sizes()[0] == 25 for i, c in enumerate(left.collections) if i not in ila)
-    # Ours: (GFLOPs at the paper's config, top-1) per row with the interval as the bar; the ILA row highlighted.
+    # Ours: (GFLOPs of the run x its views, top-1) per row with the interval as the bar; the ILA row highlighted.
     assert [t.get_text() for t in right.texts] == ["A", "B"]
     a_x, a_y, a_bars = _errorbar_points(right.containers[0])
-    assert (a_x, a_y) == ([38.5], [40.0]) and a_bars == [(38.5, 38.0, 38.5, 42.0)]
+    assert (a_x, a_y) == ([2 * 0.5], [40.0]) and a_bars == [(1.0, 38.0, 1.0, 42.0)]
     b = right.containers[1]
-    assert (list(b.lines[0].get_xdata()), list(b.lines[0].get_ydata())) == ([44.2], [45.0])
+    assert (list(b.lines[0].get_xdata()), list(b.lines[0].get_ydata())) == ([2 * 0.6], [45.0])
     assert b.lines[0].get_marker() == "*" and right.containers[0].lines[0].get_marker() == "o"
 
 

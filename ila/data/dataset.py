@@ -99,9 +99,9 @@ class VideoDataset(Dataset):
         cache = self.train and cfg.frame_cache_mb and not self.decode_elsewhere
         self.frame_cache = FrameCache(cfg.frame_cache_mb, self.backend) if cache else None
         if self.train:
-            self.transform = TrainTransform(cfg.input_size, cfg.short_side, cfg.augment, flip=cfg.hflip != "off")
+            self.transform = TrainTransform(cfg.crop_size, cfg.short_side, cfg.augment, flip=cfg.hflip != "off")
         else:
-            self.eval_transform = EvalTransform(cfg.input_size, cfg.short_side, cfg.test_crops)
+            self.eval_transform = EvalTransform(cfg.crop_size, cfg.short_side, cfg.test_crops)
 
     # ------------------------------------------------------------------ labels
 

@@ -5,11 +5,18 @@ with open_clip's model registry, so they are built by the same factory as ViT-B/
 timm is an open_clip config with ``timm_model_name`` (open_clip wraps the timm model as ``visual.trunk``); the
 suite's small timm ViT, ``vit_ila_mini_patch8_32``, is registered with timm below (``ILA-mini-timm-32``: the
 mini-CLIP's sizes with a timm image tower, for tests that every variant runs on both families).
+
+``ViT-B-16-in21k`` is Table 10's backbone: timm's ViT-B/16 pretrained on ImageNet-21k as the image tower (and a
+one-block text tower that a linear-head model never runs). Its weights are timm's, fetched from the Hub and loaded
+into the trunk by :func:`fetch_weights`; since open_clip runs the timm module itself, converting them is renaming
+their keys (``visual.trunk.``), not re-deriving timm's layers (patch-conv bias, no pre-norm, LayerNorm eps 1e-6, GELU)
+in open_clip's.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import open_clip
@@ -22,6 +29,31 @@ _CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(_CONFIG_DIR)
 
 PAPER_BACKBONES = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336")
+
+
+@dataclass(frozen=True)
+class TimmWeights:
+    """A timm checkpoint on the Hugging Face Hub for a suite backbone whose image tower is that timm model."""
+
+    hf_hub: str  # repository, e.g. timm/vit_base_patch16_224.augreg_in21k
+    filename: str = "model.safetensors"
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.hf_hub}/resolve/main/{self.filename}"
+
+
+# (backbone, tag) -> timm weights. augreg_in21k (Steiner et al. 2021, what timm's `vit_base_patch16_224_in21k` has
+# loaded since mid-2021) is Table 10's default; orig_in21k (the ViT paper's release) is the alternative.
+TIMM_WEIGHTS: dict[tuple[str, str], TimmWeights] = {
+    ("ViT-B-16-in21k", "augreg_in21k"): TimmWeights("timm/vit_base_patch16_224.augreg_in21k"),
+    ("ViT-B-16-in21k", "orig_in21k"): TimmWeights("timm/vit_base_patch16_224.orig_in21k"),
+}
+# Input normalisation of backbones not trained on CLIP's (the data pipeline normalises with CLIP's mean and std;
+# VideoViT maps that to these).
+BACKBONE_PREPROCESS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "ViT-B-16-in21k": {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
+}
 
 
 @register_model
@@ -65,7 +97,8 @@ def build_clip(
             )
         pretrained = str(path)
     meta = str(device) == "meta"
-    return open_clip.create_model(name, pretrained=None if meta else pretrained, device=device or "cpu")
+    return open_clip.create_model(name, pretrained=None if meta else pretrained, device=device or "cpu",
+                                  force_preprocess_cfg=BACKBONE_PREPROCESS.get(name))
 
 
 def tokenizer_for(name: str):
@@ -75,9 +108,12 @@ def tokenizer_for(name: str):
 def pretrained_source(backbone: str, tag: str) -> tuple[str | None, str | None, str | None]:
     """Where open_clip gets ``backbone``'s ``tag`` weights: ``(url, sha256, hf_hub)`` — a direct file (OpenAI's URLs
     carry the file's sha256 as their last directory) and/or a Hugging Face Hub repository."""
+    if (backbone, tag) in TIMM_WEIGHTS:
+        return TIMM_WEIGHTS[backbone, tag].url, None, None
     cfg = open_clip.get_pretrained_cfg(backbone, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(backbone) if backbone in open_clip.list_models() else []
+        tags += [t for b, t in TIMM_WEIGHTS if b == backbone]
         raise ValueError(f"open_clip has no pretrained weights {tag!r} for {backbone!r}"
                          + (f"; it has {tags}" if tags else f"; paper backbones: {', '.join(PAPER_BACKBONES)}"))
     url = cfg.get("url") or None
@@ -85,9 +121,12 @@ def pretrained_source(backbone: str, tag: str) -> tuple[str | None, str | None, 
     return url, sha256, cfg.get("hf_hub") or None
 
 
-def _state_dict_of(path: Path) -> dict:
-    """A checkpoint's state dict: an open_clip/PyTorch state dict, or OpenAI's TorchScript archive (which
-    ``torch.load(weights_only=True)`` refuses), converted through open_clip's OpenAI loader."""
+def _state_dict_of(path: Path, backbone: str, timm: bool = False) -> dict:
+    """A checkpoint's state dict for ``backbone``: an open_clip/PyTorch state dict, OpenAI's TorchScript archive
+    (which ``torch.load(weights_only=True)`` refuses) converted through open_clip's OpenAI loader, or a timm image
+    model's (``timm``) made the image tower of ``backbone`` (:func:`timm_to_open_clip`)."""
+    if timm:
+        return timm_to_open_clip(_read_tensors(path), backbone)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except RuntimeError as exc:
@@ -95,6 +134,34 @@ def _state_dict_of(path: Path) -> dict:
             raise
         return open_clip.load_openai_model(str(path), precision="fp32", device="cpu").state_dict()
     return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file (timm's Hub format) or a PyTorch state dict."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # a torch.save zip archive or a legacy pickle
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state.get("state_dict", state)
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def timm_to_open_clip(timm_state: dict[str, torch.Tensor], backbone: str) -> dict[str, torch.Tensor]:
+    """A timm image model's weights as a whole open_clip state dict of ``backbone`` (whose image tower wraps that
+    model as ``visual.trunk``): the trunk's keys renamed, its classifier dropped (the video model has its own head),
+    every other weight (text tower, projection) at its seeded initialisation. Loading the trunk strictly checks
+    that the weights fit the architecture."""
+    torch.manual_seed(0)
+    model = build_clip(backbone)
+    trunk = model.visual.trunk
+    state = {k: v for k, v in timm_state.items() if not k.startswith(("head.", "pre_logits."))}
+    try:
+        trunk.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"these weights are not {type(trunk).__name__}'s of {backbone}: {exc}") from None
+    return model.state_dict()
 
 
 def fetch_weights(backbone: str, tag: str, out: str | Path, url: str | None = None, sha256: str | None = None,
@@ -112,9 +179,14 @@ def fetch_weights(backbone: str, tag: str, out: str | Path, url: str | None = No
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     hf_hub = None
+    timm = (backbone, tag) in TIMM_WEIGHTS
     if url is None:
         url, tag_sha, hf_hub = pretrained_source(backbone, tag)
         sha256 = sha256 or tag_sha
+        if timm and os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+            raise DownloadError(f"{backbone} {tag} comes from the Hugging Face Hub ({url}), and HF_HUB_OFFLINE is set "
+                                f"here. Unset it, or run\n  ila fetch-weights --backbone {backbone} --tag {tag} --out "
+                                f"{out}\non a machine with internet access and copy the file to {out}")
     tmp = out.with_name(out.name + ".tmp")
     raw = out.with_name(out.name + ".download")
     failures = []
@@ -138,7 +210,7 @@ def fetch_weights(backbone: str, tag: str, out: str | Path, url: str | None = No
         )
     try:
         if source == url:
-            torch.save(_state_dict_of(raw), tmp)
+            torch.save(_state_dict_of(raw, backbone, timm), tmp)
         build_clip(backbone, str(tmp))
     except Exception as exc:
         tmp.unlink(missing_ok=True)

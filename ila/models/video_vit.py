@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ila.config import ModelConfig
+from ila.data.transforms import CLIP_MEAN, CLIP_STD
 from ila.models.adapters import QK, adapt_backbone
 from ila.models.operators.base import BlockContext, TemporalOperator, build_operator, plain_block
 
@@ -50,12 +51,24 @@ class VideoViT(nn.Module):
         chosen = list(range(depth)) if blocks is None else list(blocks)
         # As TimeSformer: zero at the start (the image model's features), added to the patch tokens only.
         self.time_embed = nn.Parameter(torch.zeros(cfg.num_frames, width)) if cfg.time_embed else None
+        self._input_affine(visual)
         self.operators = nn.ModuleDict()
         if cfg.operator is not None:
             options = cfg.operator_options()
             for i in chosen:
                 ctx = BlockContext(width, self.backbone.heads, self.grid, cfg.num_frames, i, self.backbone.blocks[i])
                 self.operators[str(i)] = build_operator(cfg.operator, ctx, options)
+
+    def _input_affine(self, visual: nn.Module) -> None:
+        """Clips arrive normalised with CLIP's mean and std (ila.data.transforms); a backbone trained with others
+        (an ImageNet ViT's 0.5, 0.5) gets them as it expects: x * scale + shift, per channel."""
+        mean, std = getattr(visual, "image_mean", None) or CLIP_MEAN, getattr(visual, "image_std", None) or CLIP_STD
+        if tuple(mean) == tuple(CLIP_MEAN) and tuple(std) == tuple(CLIP_STD):
+            self.input_scale = self.input_shift = None
+            return
+        clip_mean, clip_std, mean, std = (torch.tensor(v).view(3, 1, 1) for v in (CLIP_MEAN, CLIP_STD, mean, std))
+        self.register_buffer("input_scale", clip_std / std, persistent=False)
+        self.register_buffer("input_shift", (clip_mean - mean) / std, persistent=False)
 
     @property
     def depth(self) -> int:
@@ -99,7 +112,10 @@ class VideoViT(nn.Module):
 
     def _embed(self, video: torch.Tensor) -> torch.Tensor:
         b, t = video.shape[:2]
-        x = self.backbone.embed(video.flatten(0, 1))
+        frames = video.flatten(0, 1)
+        if self.input_scale is not None:
+            frames = frames * self.input_scale.to(frames.dtype) + self.input_shift.to(frames.dtype)
+        x = self.backbone.embed(frames)
         if self.time_embed is not None:
             n, d = x.shape[1:]
             frame_pos = self.time_embed.to(x.dtype)[:, None].expand(t, n - 1, d)  # keeps the stream's dtype

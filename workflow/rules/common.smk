@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from ila.ablations import AblationError, load_table, row_run_config
 from ila.config import ConfigError, resolve_run_config
+from ila.paths import backbone_weights_file
 
 ABLATIONS = Path(workflow.basedir) / "ablations"
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -15,6 +16,17 @@ CONDA_ENV = "../envs/ila.yaml"
 # "Every core" for a rule's threads: Snakemake caps a job's threads at --cores and passes the capped value. Not
 # workflow.cores, which only exists when --cores is given (`snakemake --report` has none).
 ALL_CORES = 1024
+
+
+def standalone_profile():
+    """A profile given with --configfile stands alone: Snakemake would merge it into the embedded default (the
+    Snakefile's configfile), and the default's mini-CLIP settings (a linear head, 40 alignment channels, a frame
+    cache) would leak into a paper profile that does not repeat every key. A profile that is a variation of the
+    embedded default says `extends: default` (the smoke profile) and is merged as Snakemake does."""
+    given = workflow.config_settings.overwrite_config
+    if given.get("profile", "default") != "default" and given.get("extends") != "default":
+        config.clear()
+        config.update(copy.deepcopy(dict(given)))
 
 
 def validate_config():
@@ -47,11 +59,12 @@ def validate_config():
             spec = load_table(path)
         except AblationError as exc:
             raise WorkflowError(f"ablation error: {exc}") from None
-        for row in spec.available_rows():
+        for row in spec.available_rows(dataset_kind()):
             if row.shared_from:
                 continue  # checked in its own table, under the name of that table's file
             try:
-                resolve_run_config(row_run_config(base_run_config(), spec, row, config.get("operator_args", {})))
+                resolve_run_config(row_run_config(base_run_config(row, path.name), spec, row,
+                                                  config.get("operator_args", {})))
             except ConfigError as exc:
                 raise WorkflowError(
                     f"config error: {exc} (in the run config of row {row.id!r} of {path.name}: the profile's "
@@ -63,9 +76,20 @@ def table_spec(table):
     return load_table(ABLATIONS / f"{table}.yaml")
 
 
+def profile_tables():
+    """The tables of `tables` that have rows on the profile's dataset (Table 2's are SSv2's and the embedded
+    default's; Kinetics-400's profile leaves it out)."""
+    return [t for t in config["tables"] if table_spec(t).available_rows(dataset_kind())]
+
+
+def dataset_kind():
+    return config["dataset"]["kind"]
+
+
 def row_ids(table):
-    """Rows whose method is implemented; the others are listed as pending in the table's notes."""
-    return [row.id for row in table_spec(table).available_rows()]
+    """Rows whose method is implemented and that run on the profile's dataset; the others are listed as pending in
+    the table's notes."""
+    return [row.id for row in table_spec(table).available_rows(dataset_kind())]
 
 
 def dataset_root():
@@ -99,20 +123,40 @@ def k400_replacement_input():
     return f"{dataset_root()}/downloads/replacement.done" if config["dataset"]["replacement"] else []
 
 
-def backbone_weights():
-    """The weight file the rows start from, or None when the backbone loads by pretrained tag."""
+def row_backbone(row=None, where="the profile"):
+    """The backbone a row starts from, ``(open_clip name, weights file or pretrained tag or None)``: the row's own
+    (``backbone:`` in its ablation file) or the profile's. The embedded default pretrains its backbones here
+    (``pretraining``: contrastive or supervised); the paper profiles fetch weights for a ``tag``."""
+    own = (row.backbone if row is not None else None) or {}
+    backbone = config["backbone"]
+    name = own.get("name", backbone["name"])
     if config["pretrain"]["enabled"]:
-        return f"resources/pretrained/{config['backbone']['name']}.pt"
-    return config["backbone"].get("weights_file")
+        if "tag" in own:
+            raise WorkflowError(f"config error: row {row.id!r} of {where}: backbone.tag {own['tag']!r} names fetched "
+                                "weights, but this profile pretrains its backbones (pretrain.enabled); give the row "
+                                "`datasets:` so that it runs only on the paper's dataset")
+        return name, backbone_weights_file(name, pretraining=own.get("pretraining", "contrastive"))
+    if "pretraining" in own:
+        raise WorkflowError(f"config error: row {row.id!r} of {where}: backbone.pretraining is the embedded "
+                            "default's own pretraining, off in this profile; give the row `datasets: [synth]`")
+    if not own:
+        return name, backbone.get("weights_file") or backbone.get("pretrained_tag")
+    tag = own.get("tag") or backbone.get("pretrained_tag")
+    return name, backbone_weights_file(name, tag=tag)
 
 
-def base_run_config():
+def row_weights(table, row_id):
+    """The weight file a row's jobs wait for (built by the pretraining or fetching rules), or None."""
+    spec = table_spec(table)
+    weights = row_backbone(spec.row(row_id), f"{table}.yaml")[1]
+    return weights if weights and weights.endswith(".pt") else None
+
+
+def base_run_config(row=None, where="the profile"):
     run = copy.deepcopy(config["run"])
     run.setdefault("data", {})["root"] = dataset_root()
     model = run.setdefault("model", {})
-    model["backbone"] = config["backbone"]["name"]
-    weights = backbone_weights()
-    model["pretrained"] = weights if weights else config["backbone"].get("pretrained_tag")
+    model["backbone"], model["pretrained"] = row_backbone(row, where)
     run.setdefault("tracking", {})
     if config.get("mlflow_uri"):
         run["tracking"]["uri"] = config["mlflow_uri"]
@@ -122,10 +166,11 @@ def base_run_config():
 
 def row_config(wildcards):
     spec = table_spec(wildcards.table)
+    row = spec.row(wildcards.row)
     return row_run_config(
-        base_run_config(),
+        base_run_config(row, f"{wildcards.table}.yaml"),
         spec,
-        spec.row(wildcards.row),
+        row,
         config.get("operator_args", {}),
         output_dir=f"results/{wildcards.table}/{wildcards.row}/seed{wildcards.seed}",
         seed=int(wildcards.seed),
@@ -137,13 +182,18 @@ def run_outputs(table, name):
     (`from:` in the ablation file) is that table's run, trained once: its files live under that table."""
     return [
         f"results/{row.run_table or table}/{row.id}/seed{seed}/{name}"
-        for row in table_spec(table).available_rows()
+        for row in table_spec(table).available_rows(dataset_kind())
         for seed in config["seeds"]
     ]
 
 
 def table_inputs(table):
     """What a table reads per (row, seed): the evaluation's metrics, and the EMD for a table about it (Table 5)."""
+    spec = table_spec(table)
+    if not spec.available_rows(dataset_kind()):
+        kinds = sorted({k for r in spec.rows if not r.cited for k in (r.datasets or ["any"])})
+        raise WorkflowError(f"{table}: no row of ablations/{table}.yaml runs on dataset {dataset_kind()!r} (its rows "
+                            f"run on {', '.join(kinds)}); use a profile for one of those")
     names = ["metrics.json"] + (["emd.json"] if table_spec(table).primary == "emd" else [])
     return [path for name in names for path in run_outputs(table, name)]
 
@@ -165,11 +215,17 @@ def train_launcher():
     return f"torchrun --standalone --nproc_per_node {gpus} -m ila.cli" if gpus > 1 else "ila"
 
 
-def cost_at(table):
-    paper = table_spec(table).paper_config
+def cost_at(table, row):
+    """`ila evaluate`'s --cost-at: the row's configuration in the paper; none for a row on a backbone of its own
+    that the paper has no configuration for (e.g. the embedded default's half-width mini-CLIP)."""
+    spec = table_spec(table)
+    row = spec.row(row)
+    if row.backbone and "backbone" not in row.paper_config:
+        return ""
+    paper = spec.paper_config_of(row)
     # The paper's head too: a profile may train another (the embedded default's linear head), but the paper's
     # GFLOPs column counts each row as the paper built it.
-    return f"{paper.get('backbone', 'ViT-B-32')}:{paper.get('num_frames', 8)}:{paper.get('head', 'text')}"
+    return f"--cost-at {paper.get('backbone', 'ViT-B-32')}:{paper.get('num_frames', 8)}:{paper.get('head', 'text')}"
 
 
 # Figures (rules/figures.smk).
@@ -185,11 +241,11 @@ HEATMAP_ROWS = {"Divided ST": "divided_st", "ATA": "ata", "ILA": "ila"}
 
 
 def all_figures():
-    tables = list(dict.fromkeys([*config["tables"], "table5"]))
-    owned = [t for t in tables if any(not r.run_table for r in table_spec(t).available_rows())]
+    tables = list(dict.fromkeys([*profile_tables(), "table5"]))
+    owned = [t for t in tables if any(not r.run_table for r in table_spec(t).available_rows(dataset_kind()))]
     return [
         *[f"results/figures/{t}.png" for t in tables],
-        "results/figures/figure1.png",
+        *(["results/figures/figure1.png"] if "table1" in tables else []),  # Table 1's runs beside the paper's
         *[f"results/figures/figure5_{row}.png" for row in ("ila", "ila_released")],
         "results/figures/figure6.png",
         "results/figures/figure7.png",

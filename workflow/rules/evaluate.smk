@@ -12,7 +12,7 @@ rule evaluate_row:
     log:
         "results/logs/{table}/{row}/seed{seed}.evaluate.log",
     params:
-        cost_at=lambda wc: cost_at(wc.table),
+        cost_at=lambda wc: cost_at(wc.table, wc.row),
         # With several GPUs, one rank per GPU, each scoring its own share of the videos (an exact reduction).
         launcher=train_launcher(),
     threads: config["train_threads"]
@@ -21,7 +21,7 @@ rule evaluate_row:
     conda:
         CONDA_ENV
     shell:
-        "{params.launcher} evaluate {input.cfg} train.threads={threads} --cost-at {params.cost_at} > {log} 2>&1"
+        "{params.launcher} evaluate {input.cfg} train.threads={threads} {params.cost_at} > {log} 2>&1"
 
 
 # Table 5: the adjacent-frame EMD of a (row, seed) on the validation split, one job each, so rows run in parallel.

@@ -25,7 +25,7 @@ rule figure_table:
 
 rule figure1:
     input:
-        "results/table4.csv",
+        "results/table1.csv",
     output:
         png=report("results/figures/figure1.png", caption="../report/figure1.rst", category="Figures"),
         pdf="results/figures/figure1.pdf",

@@ -15,6 +15,7 @@ rule table:
         script=str(Path(workflow.basedir) / "analysis" / "make_table.py"),
         profile=config["profile"],
         dataset=Path(dataset_root()).name,
+        kind=dataset_kind(),
         mlflow=mlflow_args(),
         seeds=" ".join(str(s) for s in config["seeds"]),
         latency=lambda wc, input: f"--latency {input.latency}" if input.latency else "",
@@ -22,7 +23,7 @@ rule table:
         CONDA_ENV
     shell:
         "python {params.script} --table {input.spec} --runs results/{wildcards.table} --csv {output.csv} "
-        "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} {params.latency} {params.mlflow} > {log} 2>&1"
+        "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} --dataset-kind {params.kind} {params.latency} {params.mlflow} > {log} 2>&1"
 
 
 # Inference latency of a table's rows (Table 9), measured alone: the job takes every core, so no training job runs

@@ -32,7 +32,7 @@ rule train_row:
         unpack(lambda wc: dataset_files()),
         cfg="results/{table}/{row}/seed{seed}/run.yaml",
         mlflow="results/.mlflow/{table}.initialized",
-        weights=lambda wc: backbone_weights() or [],
+        weights=lambda wc: row_weights(wc.table, wc.row) or [],
     output:
         # A marker, not the checkpoint: Snakemake deletes incomplete outputs, and the checkpoint must survive an
         # interruption so that the next invocation resumes it.
