@@ -103,3 +103,28 @@ def test_a_table_without_rows_on_the_profiles_dataset_is_named(tmp_path):
     res = snakemake("-n", "tables", "--configfile", str(CONFIGS / "paper-k400.yaml"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "results/table1.csv" in res.stdout and "results/table2.csv" not in res.stdout
+
+
+OWN_BACKBONE_ROWS = [(t, r.id) for t in ("table1", "table2", "table10") for r in load_table(t).available_rows()
+                     if r.backbone and "tag" in r.backbone]
+
+
+@pytest.mark.parametrize("table,row_id", OWN_BACKBONE_ROWS, ids=[f"{t}-{r}" for t, r in OWN_BACKBONE_ROWS])
+def test_a_paper_rows_own_backbone_builds_at_its_frames_and_size(table, row_id):
+    """Each paper row's model as its run config asks for it (backbone, frames, input size), built on the meta
+    device: one forward of a clip of its size; its cost is what model_costs.py prints."""
+    import torch
+
+    from ila.ablations import row_run_config
+    from ila.config import resolve_run_config
+    from ila.models.factory import create_model
+
+    spec = load_table(table)
+    row = spec.row(row_id)
+    base = {"model": {"backbone": row.backbone["name"], "head": "linear"}}
+    cfg = resolve_run_config(row_run_config(base, spec, row))
+    model = create_model(cfg.model, ["a", "b"], device="meta")
+    size = cfg.data.input_size
+    assert size == (336 if "336" in row.backbone["name"] else 224)
+    out = model(torch.empty(1, cfg.data.num_frames, 3, size, size, device="meta"))
+    assert tuple(out.logits.shape) == (1, 2) and tuple(out.frames.shape[:2]) == (1, cfg.data.num_frames)
