@@ -214,13 +214,15 @@ def _run_tracking_init(args: argparse.Namespace) -> int:
 
 
 def _add_fetch_weights(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fetch-weights", help="download CLIP weights once into a local checkpoint file",
+    p = sub.add_parser("fetch-weights", help="download a backbone's weights once into a local checkpoint file",
                        description="Download a backbone's pretrained weights (resumably; OpenAI's checked against the "
                        "sha256 in their URL), check they load, and store them as a state dict that training jobs "
                        "load offline. Paper backbones: ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336 (tag openai; "
-                       "add -quickgelu to the name, as OpenAI's weights were trained with QuickGELU).")
+                       "add -quickgelu to the name, as OpenAI's weights were trained with QuickGELU), and Table 10's "
+                       "ViT-B-16-in21k (tags augreg_in21k, orig_in21k: timm's ImageNet-21k ViT-B/16 from the "
+                       "Hugging Face Hub).")
     p.add_argument("--backbone", required=True, help="open_clip model name, e.g. ViT-B-32-quickgelu")
-    p.add_argument("--tag", default="openai", help="open_clip pretrained tag")
+    p.add_argument("--tag", default="openai", help="pretrained tag (open_clip's, or augreg_in21k / orig_in21k)")
     p.add_argument("--url", help="fetch this URL (a mirror) instead of the tag's own")
     p.add_argument("--sha256", help="expected sha256 (prefix) of the downloaded file")
     p.add_argument("--retries", type=int, default=5)
