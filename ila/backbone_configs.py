@@ -27,19 +27,20 @@ def known_backbones() -> list[str]:
     return sorted(_config_files())
 
 
-def backbone_image_size(name: str) -> int | None:
-    """The image tower's input size (its position embeddings' grid times the patch), None where not given."""
+def _vision_int(name: str, key: str) -> int | None:
+    """An integer of the backbone's ``vision_cfg``; None where the config does not give one."""
     files = _config_files()
     if name not in files:
         raise KeyError(name)
-    size = json.loads(files[name].read_text()).get("vision_cfg", {}).get("image_size")
-    return size if isinstance(size, int) else None
+    value = json.loads(files[name].read_text()).get("vision_cfg", {}).get(key)
+    return value if isinstance(value, int) else None
+
+
+def backbone_image_size(name: str) -> int | None:
+    """The image tower's input size (its position embeddings' grid times the patch), None where not given."""
+    return _vision_int(name, "image_size")
 
 
 def backbone_depth(name: str) -> int | None:
     """The image tower's number of blocks; None when the config does not say (a timm tower names its timm model)."""
-    files = _config_files()
-    if name not in files:
-        raise KeyError(name)
-    layers = json.loads(files[name].read_text()).get("vision_cfg", {}).get("layers")
-    return layers if isinstance(layers, int) else None
+    return _vision_int(name, "layers")

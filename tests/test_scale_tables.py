@@ -15,28 +15,27 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "workflow" / "config"
 
 # table, profile -> {row: (backbone, weights file, frames, input size, clips x crops, head)}
+
+
+def openai(backbone: str, frames: int, head: str, size: int = 224) -> tuple:
+    """A paper row on OpenAI's CLIP weights, fetched to the suite's path for them, tested with 4x3 views."""
+    return (backbone, f"resources/weights/{backbone}-openai.pt", frames, size, (4, 3), head)
+
+
 PLANS = {
     ("table1", "paper-k400"): {
-        "ila": ("ViT-B-32-quickgelu", "resources/weights/ViT-B-32-quickgelu-openai.pt", 8, 224, (4, 3), "text"),
-        "ila_16f": ("ViT-B-32-quickgelu", "resources/weights/ViT-B-32-quickgelu-openai.pt", 16, 224, (4, 3), "text"),
-        "ila_b16_8f": ("ViT-B-16-quickgelu", "resources/weights/ViT-B-16-quickgelu-openai.pt", 8, 224, (4, 3),
-                       "text"),
-        "ila_b16_16f": ("ViT-B-16-quickgelu", "resources/weights/ViT-B-16-quickgelu-openai.pt", 16, 224, (4, 3),
-                        "text"),
-        "ila_l14_8f": ("ViT-L-14-quickgelu", "resources/weights/ViT-L-14-quickgelu-openai.pt", 8, 224, (4, 3),
-                       "text"),
-        "ila_l14_336_16f": ("ViT-L-14-336-quickgelu", "resources/weights/ViT-L-14-336-quickgelu-openai.pt", 16, 336,
-                            (4, 3), "text"),
+        "ila": openai("ViT-B-32-quickgelu", 8, "text"),
+        "ila_16f": openai("ViT-B-32-quickgelu", 16, "text"),
+        "ila_b16_8f": openai("ViT-B-16-quickgelu", 8, "text"),
+        "ila_b16_16f": openai("ViT-B-16-quickgelu", 16, "text"),
+        "ila_l14_8f": openai("ViT-L-14-quickgelu", 8, "text"),
+        "ila_l14_336_16f": openai("ViT-L-14-336-quickgelu", 16, "text", size=336),
     },
     ("table2", "paper-ssv2"): {
-        "ila_b16_8f": ("ViT-B-16-quickgelu", "resources/weights/ViT-B-16-quickgelu-openai.pt", 8, 224, (4, 3),
-                       "linear"),
-        "ila_b16_16f": ("ViT-B-16-quickgelu", "resources/weights/ViT-B-16-quickgelu-openai.pt", 16, 224, (4, 3),
-                        "linear"),
-        "ila_l14_8f": ("ViT-L-14-quickgelu", "resources/weights/ViT-L-14-quickgelu-openai.pt", 8, 224, (4, 3),
-                       "linear"),
-        "ila_l14_336_16f": ("ViT-L-14-336-quickgelu", "resources/weights/ViT-L-14-336-quickgelu-openai.pt", 16, 336,
-                            (4, 3), "linear"),
+        "ila_b16_8f": openai("ViT-B-16-quickgelu", 8, "linear"),
+        "ila_b16_16f": openai("ViT-B-16-quickgelu", 16, "linear"),
+        "ila_l14_8f": openai("ViT-L-14-quickgelu", 8, "linear"),
+        "ila_l14_336_16f": openai("ViT-L-14-336-quickgelu", 16, "linear", size=336),
     },
     ("table10", "paper-k400"): {
         "ila_in21k": ("ViT-B-16-in21k", "resources/weights/ViT-B-16-in21k-augreg_in21k.pt", 32, 224, (4, 3),
@@ -77,7 +76,7 @@ def test_each_row_runs_at_its_own_configuration(table, profile, tmp_path):
     # Exactly the table's own rows for this dataset are trained, and every weight file is made by one job.
     trained = set(re.findall(r"results/\w+/(\w+)/seed0/train\.done", out))
     assert trained == set(plan), trained
-    weights = {w for *_, w, _, _, _, _ in [(None, *v) for v in plan.values()]}
+    weights = {weights_file for _, weights_file, *_ in plan.values()}
     rule = "fetch_clip_weights" if profile.startswith("paper") else "pretrain_mini_clip"
     assert f"{rule} {len(weights)}" in out
     for w in weights:
