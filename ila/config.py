@@ -140,9 +140,9 @@ class ModelConfig:
     block_group: list[int] | None = None
     head: Literal["text", "linear"] = "text"
     prompt_generator: bool = True
-    # How frame embeddings become the video's (ila.models.aggregators): 'mean' (Eq. 8) or 'mit' (X-CLIP's
-    # multi-frame integration transformer).
-    aggregator: Literal["mean", "mit"] = "mean"
+    # How frame embeddings become the video's (ila.models.aggregators): 'mean' (Eq. 8), 'mit' (X-CLIP's
+    # multi-frame integration transformer) or 'evl' (EVL's decoder over the last blocks; a linear head only).
+    aggregator: Literal["mean", "mit", "evl"] = "mean"
     # TimeSformer's learned temporal position embedding: a zero-initialised [T, width] parameter added to every frame's
     # patch tokens before the first block, so that attention over time can tell frames apart (without it, temporal
     # attention is permutation-equivariant and the frame mean removes the rest). Set by the divided_st and ata variants.
@@ -160,6 +160,9 @@ class ModelConfig:
             raise ConfigError(f"{where}.align_loss_weight: expected >= 0, got {self.align_loss_weight}")
         if "{}" not in self.prompt_template:
             raise ConfigError(f"{where}.prompt_template: expected a '{{}}' placeholder for the class name")
+        if self.aggregator == "evl" and self.head != "linear":
+            raise ConfigError(f"{where}.aggregator: 'evl' (EVL's decoder) returns the tower's width for a linear "
+                              f"head, as EVL's; set {where}.head: linear")
         if self.block_group is not None:
             g = self.block_group
             if not (isinstance(g, list) and len(g) == 2 and all(isinstance(v, int) for v in g) and 1 <= g[0] <= g[1]):

@@ -23,7 +23,8 @@ class NoOptions:
 class ILAOptions:
     """ILA as the paper describes it (see ``ILAOperator``): Table 6's aligning ``strategy``, Table 8's alignment
     ``operator``, Table 9's ``mi_token``, the alignment module's ``conv_stack`` and ``hidden`` channels, the training
-    point ``jitter`` and what the alignment loss compares (``align_features``)."""
+    point ``jitter``, what the alignment loss compares (``align_features``) and ``video_cls`` (TimeSformer's one
+    video-level class token, for TimeSformer + ILA)."""
 
     strategy: Literal["adjacent", "first", "middle"] = "adjacent"
     operator: Literal["conv2d", "window_attention"] = "conv2d"
@@ -32,6 +33,7 @@ class ILAOptions:
     jitter: float = 0.2
     hidden: int = 256
     align_features: Literal["raw", "detached", "ln_1"] = "raw"
+    video_cls: bool = False
 
     def validate(self, where: str) -> None:
         _check_jitter_hidden(self, where)

@@ -55,6 +55,24 @@ register_variant(
     "spatial attention the frames' CLS outputs are averaged into one token that every frame carries on",
     operator="divided_st", operator_args={"video_cls": True}, time_embed=True,
 )
+register_variant(
+    "timesformer_ila",
+    "TimeSformer + ILA (Table 3): TimeSformer with its temporal attention replaced by ILA's alignment module; its "
+    "video-level CLS token and temporal position embedding kept",
+    operator="ila", operator_args={"video_cls": True}, time_embed=True,
+)
+register_variant(
+    "evl",
+    "EVL: the image tower frozen, a 4-layer decoder over its last blocks with temporal convolution, temporal position "
+    "embedding and temporal cross-attention, one learnable query, a linear head",
+    operator=None, aggregator="evl", head="linear", prompt_generator=False, freeze_visual=True,
+)
+register_variant(
+    "evl_ila",
+    "EVL + ILA (Table 3): ILA in the blocks of EVL's frozen image tower (its modules train, by gradients through the "
+    "frozen blocks), EVL's decoder unchanged",
+    operator="ila", aggregator="evl", head="linear", prompt_generator=False, freeze_visual=True,
+)
 register_variant("temporal_shift", "CLIP + temporal shift of 1/4 of the patch channels", operator="temporal_shift")
 register_variant(
     "ata",

@@ -129,11 +129,14 @@ def test_every_row_builds_and_trains(table, row_id):
     assert torch.isfinite(loss)
     assert any(p.grad is not None for p in model.param_groups()["new"])
     check_row_reaches_model(row, cfg, model)
-    # The representation the head sees: MIT over the frames, or their mean (Eq. 8).
+    # The representation the head sees: the frames' mean (Eq. 8), or the registered aggregator's (MIT over the
+    # frames, EVL's decoder over the last blocks).
     with torch.no_grad():
         x = torch.randn(2, t, 3, 32, 32)
         out = model.eval()(x)
-        rep = model.aggregator(model.video_vit(x)) if cfg.model.aggregator == "mit" else out.frames.mean(1)
+        agg = model.aggregator
+        features = model.video_vit(x, agg.intermediate_blocks, agg.attention_qk)
+        rep = out.frames.mean(1) if cfg.model.aggregator == "mean" else agg(features)
     assert torch.allclose(out.video, rep, atol=1e-6)
     if cfg.model.operator in ("ila", "ila_released"):
         assert out.aux_loss > 0  # so that the loss weight changes the training loss

@@ -52,6 +52,10 @@ def test_k400_workflow_downloads_extracts_reencodes_and_lists(mini_k400, tmp_pat
     classes = read_labels(root / "labels.csv")
     assert [c.name for c in classes] == expected["labels"]
     assert classes[expected["labels"].index("skiing (not slalom or crosscountry)")].id == 4
+    # Table 13's class groups (ila.data.class_groups): the benchmark's temporal and static Kinetics-400 classes.
+    groups = {c.name: c.group for c in classes}
+    assert groups["skiing crosscountry"] == groups["skiing (not slalom or crosscountry)"] == "temporal"
+    assert groups["yoga"] == "static" and groups["abseiling"] == groups["air drumming"] == ""
     # Lists: every usable clip once, with its label, pointing at the re-encoded copy; the missing and the corrupt
     # clips are counted, not listed; the replaced one is listed (its replacement decodes).
     train = read_video_list(root / "train.txt", len(classes))

@@ -1,4 +1,4 @@
-"""Tables 1, 2 and 10: rows with their own backbone, frames, input size and test views. The paper profiles plan each
+"""Tables 1, 2, 3 and 10: rows with their own backbone, frames, input size and test views. The paper profiles plan each
 table's own rows with every backbone's weights fetched once, and each row's run config says what the paper ran; the
 embedded default plans its analogues (a second mini-CLIP width, a supervised pretraining)."""
 
@@ -10,6 +10,7 @@ import yaml
 from workflow_runner import snakemake
 
 from ila.ablations import load_table
+from ila.config import resolve_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "workflow" / "config"
@@ -40,6 +41,21 @@ PLANS = {
     ("table10", "paper-k400"): {
         "ila_in21k": ("ViT-B-16-in21k", "resources/weights/ViT-B-16-in21k-augreg_in21k.pt", 32, 224, (4, 3),
                       "linear"),
+    },
+    ("table3", "paper-k400"): {
+        "evl_b16": openai("ViT-B-16-quickgelu", 8, "linear"),
+        "evl_ila_b16": openai("ViT-B-16-quickgelu", 8, "linear"),
+        "timesformer_in21k": ("ViT-B-16-in21k", "resources/weights/ViT-B-16-in21k-orig_in21k_ft_in1k.pt", 8, 224,
+                              (4, 3), "linear"),
+        "timesformer_ila_in21k": ("ViT-B-16-in21k", "resources/weights/ViT-B-16-in21k-orig_in21k_ft_in1k.pt", 8,
+                                  224, (4, 3), "linear"),
+    },
+    ("table3", "default"): {
+        "evl": ("ILA-mini-32", "resources/pretrained/ILA-mini-32.pt", 8, 32, (2, 1), "linear"),
+        "evl_ila": ("ILA-mini-32", "resources/pretrained/ILA-mini-32.pt", 8, 32, (2, 1), "linear"),
+        "timesformer": ("ILA-mini-32", "resources/pretrained/ILA-mini-32-supervised.pt", 8, 32, (2, 1), "linear"),
+        "timesformer_ila": ("ILA-mini-32", "resources/pretrained/ILA-mini-32-supervised.pt", 8, 32, (2, 1),
+                            "linear"),
     },
     ("table1", "default"): {
         "baseline": ("ILA-mini-32", "resources/pretrained/ILA-mini-32.pt", 8, 32, (2, 1), "linear"),
@@ -91,7 +107,7 @@ def test_each_row_runs_at_its_own_configuration(table, profile, tmp_path):
         assert cfg["model"]["pretrained"] == weights_file, row
         assert cfg["data"]["num_frames"] == frames and cfg["data"].get("input_size", size) == size, row
         assert (cfg["data"]["test_clips"], cfg["data"]["test_crops"]) == (clips, crops), row
-        assert cfg["model"].get("head", "text") == head, row
+        assert resolve_run_config(cfg).model.head == head, row  # the row's, or its variant's (EVL: linear)
 
 
 def test_a_table_without_rows_on_the_profiles_dataset_is_named(tmp_path):
@@ -104,8 +120,8 @@ def test_a_table_without_rows_on_the_profiles_dataset_is_named(tmp_path):
     assert "results/table1.csv" in res.stdout and "results/table2.csv" not in res.stdout
 
 
-OWN_BACKBONE_ROWS = [(t, r.id) for t in ("table1", "table2", "table10") for r in load_table(t).available_rows()
-                     if r.backbone and "tag" in r.backbone]
+OWN_BACKBONE_ROWS = [(t, r.id) for t in ("table1", "table2", "table3", "table10")
+                     for r in load_table(t).available_rows() if r.backbone and "tag" in r.backbone]
 
 
 @pytest.mark.parametrize("table,row_id", OWN_BACKBONE_ROWS, ids=[f"{t}-{r}" for t, r in OWN_BACKBONE_ROWS])
@@ -115,7 +131,6 @@ def test_a_paper_rows_own_backbone_builds_at_its_frames_and_size(table, row_id):
     import torch
 
     from ila.ablations import row_run_config
-    from ila.config import resolve_run_config
     from ila.models.factory import create_model
 
     spec = load_table(table)

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ila.data.annotations import ClassInfo
+from ila.data.class_groups import kinetics400_group
 from ila.data.download import RemoteFile, fetch_all, quarantine
 from ila.data.prepare import ARCHIVE_ERRORS, DataPrepError, extract_videos, resolve_split, write_prepared
 
@@ -199,5 +200,6 @@ def build_lists(root: Path, video_dir: str = "videos", preprocessed: bool = Fals
                                     f"not a class of the training CSV ({len(names)} classes)")
         entries = [(clip, ids[label]) for label, clip in annotations[list_name]]
         lists[list_name], counts[list_name] = resolve_split(root, entries, video_dir, split, preprocessed)
-    classes = [ClassInfo(id=i, name=name) for i, name in enumerate(names)]
+    # The group column: Table 13's temporal and static classes (ila.data.class_groups).
+    classes = [ClassInfo(id=i, name=name, group=kinetics400_group(name)) for i, name in enumerate(names)]
     return write_prepared(root, classes, lists, counts, {"dataset": "kinetics400", "videos": video_dir})

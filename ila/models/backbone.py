@@ -48,6 +48,9 @@ class TimmWeights:
 TIMM_WEIGHTS: dict[tuple[str, str], TimmWeights] = {
     ("ViT-B-16-in21k", "augreg_in21k"): TimmWeights("timm/vit_base_patch16_224.augreg_in21k"),
     ("ViT-B-16-in21k", "orig_in21k"): TimmWeights("timm/vit_base_patch16_224.orig_in21k"),
+    # The ViT-B/16 TimeSformer starts from (its code loads timm's `vit_base_patch16_224` of 2021: ImageNet-21k, then
+    # fine-tuned on ImageNet-1k); its 1k-class head is dropped like the 21k one.
+    ("ViT-B-16-in21k", "orig_in21k_ft_in1k"): TimmWeights("timm/vit_base_patch16_224.orig_in21k_ft_in1k"),
 }
 # Input normalisation of backbones not trained on CLIP's (the data pipeline normalises with CLIP's mean and std;
 # VideoViT maps that to these).

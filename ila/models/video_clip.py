@@ -77,14 +77,17 @@ class VideoCLIP(nn.Module):
         self.video_vit = VideoViT(clip.visual, cfg)
         backbone = self.video_vit.backbone
         dim = backbone.output_dim
-        self.aggregator = build_aggregator(
-            cfg.aggregator, AggregatorContext(cfg.num_frames, dim, backbone.width, backbone.heads, backbone.depth))
+        self.aggregator = build_aggregator(cfg.aggregator, AggregatorContext(
+            cfg.num_frames, dim, backbone.width, backbone.heads, backbone.depth, self.video_vit.grid))
         if cfg.head == "text":
+            if self.aggregator.output_dim not in (None, dim):
+                raise ValueError(f"model.aggregator {cfg.aggregator!r} feeds a linear head only: set model.head: "
+                                 "linear")
             self.prompt = VideoSpecificPrompt(backbone.width, dim) if cfg.prompt_generator else None
             self.classifier = None
         elif cfg.head == "linear":
             self.prompt = None
-            self.classifier = nn.Linear(dim, len(class_names))
+            self.classifier = nn.Linear(self.aggregator.output_dim or dim, len(class_names))
         else:
             raise ValueError(f"model.head must be 'text' or 'linear', got {cfg.head!r}")
         self.register_buffer("_text_cache", torch.empty(0), persistent=False)

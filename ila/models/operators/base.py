@@ -126,6 +126,14 @@ def build_operator(name: str, ctx: BlockContext, options: Any) -> TemporalOperat
     return OPERATORS.get(name)(ctx, options)
 
 
+def average_class_tokens(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """TimeSformer's video-level class token, after a spatial attention: the frames' class outputs ``x[:, 0]`` of
+    each video averaged into one token that every frame carries on (``[B*T, 1+HW, D]`` in and out)."""
+    cls, patches = split_frames(x, num_frames)
+    cls = cls.mean(1, keepdim=True).expand_as(cls)
+    return torch.cat([cls, patches], dim=2).flatten(0, 1)
+
+
 def split_frames(x: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B*T, 1+HW, D]`` -> class tokens ``[B, T, 1, D]`` and patch tokens ``[B, T, HW, D]``."""
     bt, n, d = x.shape

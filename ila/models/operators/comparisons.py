@@ -21,6 +21,7 @@ from ila.models.operators.base import (
     BlockContext,
     OperatorOutput,
     TemporalOperator,
+    average_class_tokens,
     copy_pretrained,
     register_operator,
     split_frames,
@@ -92,11 +93,7 @@ class DividedSpaceTimeOperator(TemporalOperator):
         return OperatorOutput(torch.cat([cls, patches], dim=2).flatten(0, 1))
 
     def after_attention(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        if not self.video_cls:
-            return x
-        cls, patches = split_frames(x, num_frames)
-        cls = cls.mean(1, keepdim=True).expand_as(cls)
-        return torch.cat([cls, patches], dim=2).flatten(0, 1)
+        return average_class_tokens(x, num_frames) if self.video_cls else x
 
 
 def temporal_shift(patches: torch.Tensor, fold_div: int = 8) -> torch.Tensor:

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
+from ila.models.operators.base import (
+    BlockContext,
+    OperatorOutput,
+    TemporalOperator,
+    average_class_tokens,
+    register_operator,
+    split_frames,
+)
 from ila.operator_options import ILAOptions, NoOptions
 
 # --------------------------------------------------------------------------- masks
@@ -237,6 +244,8 @@ class ILAOperator(TemporalOperator):
     ``detached`` (the same tokens without gradient: the loss trains only where the points go) or ``ln_1`` (the
     tokens after the block's own first LayerNorm, open_clip's ``ln_1`` or timm's ``norm1``, so a shrinking or
     shared offset of the features cannot satisfy it). The diagnostics table uses the last two as controls.
+    ``video_cls``: TimeSformer's one video-level class token (``average_class_tokens`` after the attention), for
+    Table 3's "TimeSformer + ILA": TimeSformer with its temporal attention replaced by this module.
     """
 
     def __init__(self, ctx: BlockContext, options: ILAOptions):
@@ -253,6 +262,10 @@ class ILAOperator(TemporalOperator):
                              ("use_pair", [q for q, _ in use]), ("use_side", [s for _, s in use])):
             self.register_buffer(name, torch.tensor(values, dtype=torch.long), persistent=False)
         self.align = AlignmentModule(ctx.width, options.operator, options.conv_stack, options.hidden)
+        self.video_cls = options.video_cls
+
+    def after_attention(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        return average_class_tokens(x, num_frames) if self.video_cls else x
 
     def on_train_step(self, step: int, train: Any) -> None:
         self.jitter = decayed_jitter(self.base_jitter, step, train)
