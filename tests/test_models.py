@@ -313,3 +313,21 @@ def test_alignment_loss_features_raw_detached_ln1():
     assert losses["detached"] == pytest.approx(losses["raw"]) and losses["ln_1"] != pytest.approx(losses["raw"])
     with pytest.raises(ValueError, match="align_features"):
         _model("ila", operator_args={"align_features": "sideways"})
+
+
+def test_window_attention_is_local_with_swins_shifted_windows():
+    """Table 8's window attention replaces the two 3x3 convolutions with two layers of 3x3-window attention, the
+    second shifted by one (Swin): a change at one corner of a 9x9 map reaches exactly the 4x4 block the two layers
+    span, never the far corner that the shift's roll wraps it next to (Swin's region mask)."""
+    from ila.models.operators.ila import WindowAttentionInteraction
+
+    torch.manual_seed(0)
+    interaction = WindowAttentionInteraction(8, 16, heads=2).eval()
+    x = torch.randn(1, 8, 9, 9)
+    moved = x.clone()
+    moved[:, :, 0, 0] += 10
+    with torch.no_grad():
+        reached = (interaction(moved) - interaction(x)).abs().sum(1)[0] > 1e-6
+    expected = torch.zeros(9, 9, dtype=torch.bool)
+    expected[:4, :4] = True
+    assert torch.equal(reached, expected)

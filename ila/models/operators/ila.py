@@ -101,12 +101,44 @@ def _conv_bn_relu(cin: int, cout: int, k: int = 3, groups: int = 1) -> list[nn.M
     return [nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
-class WindowAttentionInteraction(nn.Module):
-    """Table 8's alternative to the interaction convolutions: window self-attention over the paired maps."""
+def _windows(x: torch.Tensor, ws: int) -> torch.Tensor:
+    """``[N, H, W, ...]`` (H, W multiples of ``ws``) -> ``[N * windows, ws * ws, ...]``, windows row-major."""
+    n, h, w = x.shape[:3]
+    rest = x.shape[3:]
+    x = x.reshape(n, h // ws, ws, w // ws, ws, *rest).transpose(2, 3)
+    return x.reshape(n * (h // ws) * (w // ws), ws * ws, *rest)
 
-    def __init__(self, cin: int, cout: int = 256, window: int = 7, heads: int = 8, layers: int = 2):
+
+def _unwindows(win: torch.Tensor, n: int, h: int, w: int, ws: int) -> torch.Tensor:
+    rest = win.shape[2:]
+    x = win.reshape(n, h // ws, w // ws, ws, ws, *rest).transpose(2, 3)
+    return x.reshape(n, h, w, *rest)
+
+
+def window_regions(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
+    """Swin's attention regions on the ``h x w`` map padded to multiples of ``ws``, rolled by ``-shift``: a window
+    attends only within one region, so the rows and columns the roll wraps around (and the padding) never mix with
+    the map's far side. ``[Hp, Wp]`` integer labels."""
+    hp, wp = -(-h // ws) * ws, -(-w // ws) * ws
+    rows = (torch.arange(hp) < shift).long()
+    cols = (torch.arange(wp) < shift).long()
+    labels = rows[:, None] * 2 + cols[None]
+    labels[h:], labels[:, w:] = 4, 4  # padding: a region of its own
+    return labels.roll((-shift, -shift), dims=(0, 1))
+
+
+class WindowAttentionInteraction(nn.Module):
+    """Table 8's alternative to the interaction convolutions (Eq. 5): window self-attention over the paired maps.
+
+    As a replacement of the K400 stack's two 3x3 spatial convolutions: two pre-norm layers of self-attention within
+    non-overlapping ``window`` x ``window`` windows (3: the convolutions' kernel), the second one's windows shifted by
+    half a window as in Swin (so windows exchange information across the first layer's borders; Swin's region mask
+    keeps the wrapped rows and columns apart), each with a 4x MLP, at the convolutions' width (the paired maps
+    projected to ``cout``). A window as large as the map (7 on ViT-B/32's 7x7 grid) would be global attention."""
+
+    def __init__(self, cin: int, cout: int = 256, window: int = 3, heads: int = 8, layers: int = 2):
         super().__init__()
-        self.window = window
+        self.window, self.heads = window, heads
         self.proj = nn.Linear(cin, cout)
         self.norms1 = nn.ModuleList(nn.LayerNorm(cout) for _ in range(layers))
         self.attns = nn.ModuleList(nn.MultiheadAttention(cout, heads, batch_first=True) for _ in range(layers))
@@ -117,17 +149,20 @@ class WindowAttentionInteraction(nn.Module):
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
         n, _, h, w = pairs.shape
-        ws = min(self.window, h, w)
+        ws = self.window
         x = self.proj(pairs.permute(0, 2, 3, 1))  # [N, H, W, C]
-        ph, pw = (-h) % ws, (-w) % ws
-        x = F.pad(x, (0, 0, 0, pw, 0, ph))
-        hp, wp, c = h + ph, w + pw, x.shape[-1]
-        win = x.reshape(n, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)
-        for ln1, attn, ln2, mlp in zip(self.norms1, self.attns, self.norms2, self.mlps, strict=False):
+        x = F.pad(x, (0, 0, 0, (-w) % ws, 0, (-h) % ws))
+        hp, wp = x.shape[1:3]
+        for i, (ln1, attn, ln2, mlp) in enumerate(zip(self.norms1, self.attns, self.norms2, self.mlps, strict=True)):
+            shift = ws // 2 if i % 2 else 0
+            labels = _windows(window_regions(h, w, ws, shift).to(x.device)[None], ws)  # [windows, ws*ws]
+            blocked = (labels[:, :, None] != labels[:, None, :]).repeat_interleave(self.heads, 0)
+            win = _windows(x.roll((-shift, -shift), dims=(1, 2)), ws)
             y = ln1(win)
-            win = win + attn(y, y, y, need_weights=False)[0]
+            mask = blocked.repeat(n, 1, 1)  # [N*windows*heads, L, L], batch-major as MultiheadAttention wants
+            win = win + attn(y, y, y, attn_mask=mask, need_weights=False)[0]
             win = win + mlp(ln2(win))
-        x = win.reshape(n, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, c)
+            x = _unwindows(win, n, hp, wp, ws).roll((shift, shift), dims=(1, 2))
         return x[:, :h, :w].permute(0, 3, 1, 2)
 
 
