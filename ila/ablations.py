@@ -50,6 +50,9 @@ class Row:
     # A row the paper cites from another paper (its reference, e.g. "[15]"): numbers only, never run, never in our
     # statistics.
     cited: str | None = None
+    # A linear probe (Table 12): the source row's runs ("<table>/<row>", where they are trained), each frozen with a
+    # new linear head trained on the profile's probe dataset (seed for seed).
+    probe: str | None = None
 
     @property
     def run_table(self) -> str | None:
@@ -119,7 +122,9 @@ class Table:
 
 TABLE_KEYS = {"table", "title", "paper_config", "reference", "primary", "columns", "latency", "notes", "rows"}
 ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note", "from", "datasets",
-            "backbone", "paper_config", "reference", "cited"}
+            "backbone", "paper_config", "reference", "cited", "probe"}
+# What a probe row ({id: ..., probe: <table>/<row>}) may set; its model, backbone and overrides are the source's.
+PROBE_ROW_KEYS = {"id", "probe", "name", "paper", "label", "datasets", "paper_config", "reference", "requires"}
 # What a shared row ({id: ..., from: <table>}) may set for itself; its model and overrides are the source row's.
 SHARED_ROW_KEYS = {"id", "from", "name", "paper", "label", "flops_note", "datasets", "paper_config", "reference"}
 CITED_ROW_KEYS = {"id", "name", "cited", "paper", "label"}
@@ -177,6 +182,8 @@ def _row(raw: Any, where: str, path: Path) -> Row:
                                 f"paper's method; it may only set {sorted(CITED_ROW_KEYS)}, not {sorted(extra)}")
     elif "from" in raw:
         raw = _shared_row(raw, where, path)
+    elif "probe" in raw:
+        raw = _probe_row(raw, where, path)
     for key in ("id", "name") + (() if "cited" in raw else ("model",)):
         if key not in raw:
             raise AblationError(f"{where}: missing {key!r}")
@@ -238,6 +245,31 @@ def _shared_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
     return out
 
 
+def _probe_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
+    """A linear probe of another table's row: that row's model, backbone and overrides (so its run config is the
+    source run's), ``probe`` naming the table whose run directories hold the source's runs."""
+    extra = set(raw) - PROBE_ROW_KEYS
+    if extra:
+        raise AblationError(f"{where}: a probe row (probe: {raw['probe']}) takes its model from the source row; it "
+                            f"may only set {sorted(PROBE_ROW_KEYS)}, not {sorted(extra)}")
+    table, _, row_id = str(raw["probe"]).partition("/")
+    source_path = path.parent / f"{table}.yaml"
+    if not row_id or not source_path.is_file() or source_path.resolve() == path.resolve():
+        raise AblationError(f"{where}: probe: expected '<table>/<row>' naming a row of another ablation file, got "
+                            f"{raw['probe']!r}")
+    try:
+        src = load_table(source_path).row(row_id)
+    except KeyError:
+        raise AblationError(f"{where}: probe: {source_path.name} has no row {row_id!r}") from None
+    if src.cited or src.probe:
+        raise AblationError(f"{where}: probe: {raw['probe']} is not a trained row (cited or itself a probe)")
+    out = {"name": src.name, "model": src.model, "overrides": src.overrides, "paper": {}, "requires": src.requires,
+           "backbone": src.backbone, "datasets": src.datasets, "paper_config": src.paper_config}
+    out.update(raw)
+    out["probe"] = f"{src.run_table or table}/{src.id}"
+    return out
+
+
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -246,11 +278,17 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_run_config(base: dict[str, Any], table: Table, row: Row, operator_args: dict[str, dict] | None = None,
-                   output_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+                   output_dir: str | None = None, seed: int | None = None, probe_from: str | None = None,
+                   probe_run: dict[str, Any] | None = None) -> dict[str, Any]:
     """A row's run config: the profile's base, the row's model and overrides, the profile's per-operator options,
-    and (given) the seed of this run of the row."""
+    and (given) the seed of this run of the row. A probe row is its source's model with a linear head on the source
+    run's checkpoint ``probe_from``, with the profile's settings for the probe dataset (``probe_run``) over the
+    source's overrides (every probe is tested alike)."""
     cfg = deep_merge(base, {"model": row.model})
     cfg = deep_merge(cfg, row.overrides)
+    if row.probe:
+        cfg = deep_merge(cfg, probe_run or {})
+        cfg["model"].update(head="linear", probe_from=probe_from)
     operator = resolve_model_config(cfg.get("model", {})).operator
     if operator and operator_args and operator in operator_args:
         cfg["model"]["profile_operator_args"] = dict(operator_args[operator])

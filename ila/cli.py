@@ -22,8 +22,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory (default: data/synth-<preset>)")
     p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
     for f in dataclasses.fields(SynthSpec):
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=int, default=None,
-                       help=f"override the preset's {f.name}")
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=str if f.type == "str" else int,
+                       default=None, help=f"override the preset's {f.name}")
     p.set_defaults(func=_run_synth)
 
 

@@ -152,6 +152,10 @@ class ModelConfig:
     prompt_template: str = "a video of {}."
     # Weight lambda of the alignment loss (Eq. 10) in the total loss.
     align_loss_weight: float = 1.0
+    # A linear probe (Table 12): a trained run's checkpoint (its checkpoints/last.pt). This section is then that
+    # run's model with a linear head: every weight but the head's is loaded from the checkpoint and frozen (kept in
+    # eval mode), and only the new head trains, on this run's dataset.
+    probe_from: str | None = None
 
     def validate(self, where: str = "model") -> None:
         if self.num_frames < 1:
@@ -160,6 +164,9 @@ class ModelConfig:
             raise ConfigError(f"{where}.align_loss_weight: expected >= 0, got {self.align_loss_weight}")
         if "{}" not in self.prompt_template:
             raise ConfigError(f"{where}.prompt_template: expected a '{{}}' placeholder for the class name")
+        if self.probe_from is not None and self.head != "linear":
+            raise ConfigError(f"{where}.probe_from: a linear probe trains a new linear head on the frozen model; set "
+                              f"{where}.head: linear")
         if self.aggregator == "evl" and self.head != "linear":
             raise ConfigError(f"{where}.aggregator: 'evl' (EVL's decoder) returns the tower's width for a linear "
                               f"head, as EVL's; set {where}.head: linear")

@@ -46,16 +46,23 @@ def _fails_naming(res, *parts: str) -> None:
 
 @pytest.mark.parametrize("table", FILES)
 def test_a_typo_in_each_ablation_file_fails_the_dry_run(tmp_path, table):
-    """A row of the file's own gets an unknown variant; a file whose rows are all shared from another table gets a
-    shared row that its source does not have."""
+    """A row of the file's own gets an unknown variant; a file of probe rows (Table 12) a probe of a row its source
+    table does not have; a file whose rows are all shared from another table gets a shared row that its source does
+    not have."""
     expect = []
 
     def edit(data):
-        own = [r for r in data["rows"] if "from" not in r and "requires" not in r]
+        own = [r for r in data["rows"] if not {"from", "requires", "probe"} & set(r)]
+        probes = [(i, r) for i, r in enumerate(data["rows"]) if "probe" in r]
         if own:
             row = own[0]
             expect.extend([f"row {row['id']!r}", "model.variant", f"{row['model']['variant']}x'", "expected one of"])
             row["model"]["variant"] += "x"
+        elif probes:
+            i, row = probes[0]
+            row["probe"] += "x"
+            table, source = row["probe"].split("/")
+            expect.extend([f"rows[{i}]", f"probe: {table}.yaml has no row {source!r}"])
         else:
             row = data["rows"][0]
             row["id"] += "x"

@@ -1,4 +1,5 @@
 import filecmp
+import json
 
 import numpy as np
 import pytest
@@ -53,9 +54,9 @@ def test_labels_record_group_twin_and_mirror(tiny_dataset):
     assert len({c.name for c in classes}) == len(classes)
 
 
-@pytest.mark.parametrize("index", range(4))
-def test_time_reversed_twin_is_exactly_the_other_class(index):
-    spec = PRESETS["default"]
+@pytest.mark.parametrize("preset,index", [(p, i) for p in ("default", "transfer") for i in range(4)])
+def test_time_reversed_twin_is_exactly_the_other_class(preset, index):
+    spec = PRESETS[preset]
     classes = build_classes(spec)
     for cls in classes:
         if cls.info.group != "temporal" or cls.reverse:
@@ -120,7 +121,29 @@ def test_resume_keeps_finished_videos(tmp_path):
     assert not list(out.rglob("*.part.mp4"))
 
 
-@pytest.mark.parametrize("bad", [{"temporal_pairs": 0}, {"static_classes": 99}, {"size": 31}, {"frames": 1}])
+def test_the_transfer_set_holds_motions_the_default_never_shows():
+    """Table 12's probe set: its temporal classes are new motion families (none of the default's class names),
+    its static classes the default's shapes in new clips (another seed), every class its own mirror."""
+    default, transfer = build_classes(PRESETS["default"]), build_classes(PRESETS["transfer"])
+    temporal = {c.info.name for c in transfer if c.info.group == "temporal"}
+    assert len(temporal) == 6 and not temporal & {c.info.name for c in default}
+    assert all(c.info.flip_to == c.info.id for c in transfer)
+    static = next(c for c in transfer if c.info.group == "static")
+    same = next(c for c in default if c.info.name == static.info.name)
+    assert not np.array_equal(render_clip(PRESETS["transfer"], static, "train", 0),
+                              render_clip(PRESETS["default"], same, "train", 0))
+
+
+def test_a_directory_written_before_motion_families_existed_is_the_same_spec(tmp_path):
+    out = generate(SMALL, tmp_path / "d", workers=1, progress=False)
+    meta = json.loads((out / "synth.json").read_text())
+    del meta["spec"]["motion_families"]
+    (out / "synth.json").write_text(json.dumps(meta))
+    generate(SMALL, out, workers=1, progress=False)  # no "different spec"
+
+
+@pytest.mark.parametrize("bad", [{"temporal_pairs": 0}, {"static_classes": 99}, {"size": 31}, {"frames": 1},
+                                 {"motion_families": "other"}, {"motion_families": "transfer", "temporal_pairs": 4}])
 def test_spec_validation(bad):
     with pytest.raises(ValueError):
         SynthSpec(**{**SMALL.__dict__, **bad}).validate()

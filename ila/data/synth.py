@@ -53,10 +53,18 @@ class SynthSpec:
     supersample: int = 4
     # x264 constant rate factor: low keeps small shapes and colours faithful through yuv420p.
     crf: int = 12
+    # Which twin families the temporal classes come from: 'default' (TEMPORAL_PAIRS: translations, growth,
+    # rotation, approach) or 'transfer' (TRANSFER_PAIRS: motions the default benchmark never shows, for Table 12's
+    # linear probe).
+    motion_families: str = "default"
 
     def validate(self) -> None:
-        if not 1 <= self.temporal_pairs <= len(TEMPORAL_PAIRS):
-            raise ValueError(f"temporal_pairs must be in 1..{len(TEMPORAL_PAIRS)}, got {self.temporal_pairs}")
+        if self.motion_families not in MOTION_FAMILIES:
+            raise ValueError(f"motion_families must be one of {sorted(MOTION_FAMILIES)}, got {self.motion_families!r}")
+        pairs = MOTION_FAMILIES[self.motion_families]
+        if not 1 <= self.temporal_pairs <= len(pairs):
+            raise ValueError(f"temporal_pairs must be in 1..{len(pairs)} for the {self.motion_families!r} motion "
+                             f"families, got {self.temporal_pairs}")
         if not 0 <= self.static_classes <= len(STATIC_SHAPES):
             raise ValueError(f"static_classes must be in 0..{len(STATIC_SHAPES)}, got {self.static_classes}")
         if self.size < 16 or self.size % 2:
@@ -72,6 +80,9 @@ PRESETS: dict[str, SynthSpec] = {
     "tiny": SynthSpec(temporal_pairs=3, static_classes=3, train_per_class=10, val_per_class=4),
     # The embedded Snakemake default: 20 classes (10 temporal, 10 static), 100 train / 30 val clips each.
     "default": SynthSpec(),
+    # Table 12's probe set: the three transfer families (6 temporal classes) and the 10 static shapes, drawn with
+    # another seed (new clips of every class), as many clips per class as the default.
+    "transfer": SynthSpec(temporal_pairs=3, motion_families="transfer", seed=1),
 }
 
 
@@ -278,6 +289,67 @@ def _draw_approach(canvas: Canvas, rng: np.random.Generator, frames: int) -> Dra
     return draw
 
 
+# ----- transfer families (Table 12's probe set): motions the default benchmark never shows, each left-right
+# symmetric as a class (a flipped clip is a clip of the same class), so every class is its own mirror.
+
+
+def _draw_falling(canvas: Canvas, rng: np.random.Generator, frames: int) -> Drawer:
+    """An object falling diagonally (down and to the left or right); its reverse rises diagonally."""
+    size = canvas.size
+    r = rng.uniform(2.5, 4.0)
+    kind = rng.choice(["disc", "square"])
+    colour = _bright_colour(rng)
+    travel = rng.uniform(0.35, 0.55) * size
+    margin = r + 1
+    start = rng.uniform(margin, size - margin - travel, 2)
+    end = start + travel
+    if rng.random() < 0.5:  # down and to the left
+        start[0], end[0] = end[0], start[0]
+
+    def draw(cv: Canvas, img: np.ndarray, t: int, off: np.ndarray) -> None:
+        p = _lerp(start, end, t, frames) + off
+        cv.paint(img, shape_mask(kind, cv.x - p[0], cv.y - p[1], r), colour)
+
+    return draw
+
+
+def _draw_fading_in(canvas: Canvas, rng: np.random.Generator, frames: int) -> Drawer:
+    """A shape appearing out of the background (opacity 0 -> 1); its reverse fades out."""
+    size = canvas.size
+    r = rng.uniform(4.0, 6.5)
+    kind = rng.choice(["disc", "square", "diamond"])
+    colour = _bright_colour(rng)
+    start = rng.uniform(r + 1.5, size - r - 1.5, 2)
+    drift = rng.normal(0, 0.15, 2)
+
+    def draw(cv: Canvas, img: np.ndarray, t: int, off: np.ndarray) -> None:
+        p = np.clip(start + drift * t, r + 1, size - r - 1) + off
+        cv.paint(img, shape_mask(kind, cv.x - p[0], cv.y - p[1], r), colour, alpha=t / (frames - 1))
+
+    return draw
+
+
+def _draw_reddening(canvas: Canvas, rng: np.random.Generator, frames: int) -> Drawer:
+    """A shape whose colour turns from blue to red; its reverse turns from red to blue."""
+    import colorsys
+
+    size = canvas.size
+    r = rng.uniform(4.0, 6.5)
+    kind = rng.choice(["disc", "square", "triangle"])
+    saturation, value = rng.uniform(0.7, 1.0), rng.uniform(0.8, 1.0)
+    blue, red = rng.uniform(0.58, 0.68), rng.uniform(-0.04, 0.04)  # hues
+    start = rng.uniform(r + 1.5, size - r - 1.5, 2)
+    drift = rng.normal(0, 0.15, 2)
+
+    def draw(cv: Canvas, img: np.ndarray, t: int, off: np.ndarray) -> None:
+        p = np.clip(start + drift * t, r + 1, size - r - 1) + off
+        hue = (blue + (red - blue) * t / (frames - 1)) % 1.0
+        cv.paint(img, shape_mask(kind, cv.x - p[0], cv.y - p[1], r),
+                 np.array(colorsys.hsv_to_rgb(hue, saturation, value)))
+
+    return draw
+
+
 def _draw_static(kind: str) -> Callable:
     def make(canvas: Canvas, rng: np.random.Generator, frames: int) -> Drawer:
         size = canvas.size
@@ -311,6 +383,14 @@ TEMPORAL_PAIRS: list[TwinPair] = [
     TwinPair("an object approaching another object", "an object moving away from another object", _draw_approach, False),
 ]
 
+TRANSFER_PAIRS: list[TwinPair] = [
+    TwinPair("an object falling diagonally", "an object rising diagonally", _draw_falling, False),
+    TwinPair("a shape fading in", "a shape fading out", _draw_fading_in, False),
+    TwinPair("a shape turning from blue to red", "a shape turning from red to blue", _draw_reddening, False),
+]
+
+MOTION_FAMILIES: dict[str, list[TwinPair]] = {"default": TEMPORAL_PAIRS, "transfer": TRANSFER_PAIRS}
+
 STATIC_SHAPES: list[tuple[str, str]] = [
     ("square", "a big square"),
     ("disc", "a big disc"),
@@ -337,7 +417,7 @@ class SynthClass:
 
 def build_classes(spec: SynthSpec) -> list[SynthClass]:
     classes: list[SynthClass] = []
-    for pair in TEMPORAL_PAIRS[: spec.temporal_pairs]:
+    for pair in MOTION_FAMILIES[spec.motion_families][: spec.temporal_pairs]:
         a, b = len(classes), len(classes) + 1
         classes.append(SynthClass(ClassInfo(a, pair.forward, "temporal", b, b if pair.mirror_swaps else a), pair.make, False))
         classes.append(SynthClass(ClassInfo(b, pair.backward, "temporal", a, a if pair.mirror_swaps else b), pair.make, True))
@@ -432,6 +512,8 @@ def generate(spec: SynthSpec, out_dir: str | Path, workers: int | None = None, p
     meta = {"format": 1, "spec": asdict(spec)}
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
+        # A spec written before a field existed was made with that field's default.
+        old["spec"] = {**asdict(SynthSpec()), **old.get("spec", {})}
         if old != meta:
             raise FileExistsError(
                 f"{out} holds a synthetic dataset made with a different spec ({meta_path}); "

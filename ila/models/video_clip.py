@@ -99,6 +99,36 @@ class VideoCLIP(nn.Module):
                 p.requires_grad_(not cfg.freeze_visual)
             else:
                 p.requires_grad_(not frozen_text)
+        # A linear probe (model.probe_from) trains the head only: everything else is the source run's, frozen.
+        self.probe = cfg.probe_from is not None
+        if self.probe:
+            for name, p in self.named_parameters():
+                p.requires_grad_(name.startswith("classifier."))
+
+    def train(self, mode: bool = True) -> VideoCLIP:
+        """A probe keeps its frozen model in eval mode while its head trains: no dropout, no BatchNorm statistics
+        updated, no point jitter (the representation is the source run's, as evaluated)."""
+        super().train(mode)
+        if self.probe:
+            for name, child in self.named_children():
+                if name != "classifier":
+                    child.eval()
+        return self
+
+    # Where a probe's representation lives: the image tower, the operators in it, the aggregator.
+    REPRESENTATION_PREFIXES = ("clip.visual.", "video_vit.", "aggregator.")
+
+    def load_representation(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load the representation's weights (``REPRESENTATION_PREFIXES``) from a trained run's state dict; a
+        missing or differently shaped one fails naming ``source`` (another model than this config's)."""
+        own = {k: v for k, v in self.state_dict().items() if k.startswith(self.REPRESENTATION_PREFIXES)}
+        missing = [k for k in own if k not in state]
+        wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+        if missing or wrong:
+            raise ValueError(f"{source}: not a run of this model (model.probe_from): "
+                             + (f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}" if missing else "")
+                             + (f" shapes differ for {wrong[:3]}" if wrong else ""))
+        self.load_state_dict({**self.state_dict(), **{k: state[k] for k in own}})
 
     # ------------------------------------------------------------------ text
 

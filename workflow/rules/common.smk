@@ -64,7 +64,7 @@ def validate_config():
                 continue  # checked in its own table, under the name of that table's file
             try:
                 resolve_run_config(row_run_config(base_run_config(row, path.name), spec, row,
-                                                  config.get("operator_args", {})))
+                                                  config.get("operator_args", {}), probe_run=config["probe"]["run"]))
             except ConfigError as exc:
                 raise WorkflowError(
                     f"config error: {exc} (in the run config of row {row.id!r} of {path.name}: the profile's "
@@ -97,9 +97,27 @@ def dataset_root():
     return f"data/synth-{ds['synth_preset']}" if ds["kind"] == "synth" else ds["root"]
 
 
-def dataset_files():
-    root = dataset_root()
+def dataset_files(root=None):
+    root = root or dataset_root()
     return {"train": f"{root}/train.txt", "val": f"{root}/val.txt", "labels": f"{root}/labels.csv"}
+
+
+def probe_root():
+    """Where Table 12's linear probes train and test: the transfer set of new motion families on the embedded
+    default, SSv2 for the Kinetics-400 profile (config `probe.dataset`)."""
+    probe = config["probe"]["dataset"]
+    return f"data/synth-{probe['synth_preset']}" if probe["kind"] == "synth" else probe["root"]
+
+
+def row_dataset_files(table, row_id):
+    """The dataset a row's jobs read: the profile's, or the probe dataset for a probe row."""
+    return dataset_files(probe_root() if table_spec(table).row(row_id).probe else None)
+
+
+def probe_source(table, row_id, seed):
+    """A probe row's source run: the run directory whose trained checkpoint it starts from (same seed)."""
+    row = table_spec(table).row(row_id)
+    return f"results/{row.probe}/seed{seed}" if row.probe else None
 
 
 def dataset_root_of_output(levels):
@@ -155,12 +173,14 @@ def row_weights(table, row_id):
 def base_run_config(row=None, where="the profile"):
     run = copy.deepcopy(config["run"])
     run.setdefault("data", {})["root"] = dataset_root()
+    if row is not None and row.probe:  # the probe dataset (its settings: row_run_config's probe_run)
+        run["data"]["root"] = probe_root()
     model = run.setdefault("model", {})
     model["backbone"], model["pretrained"] = row_backbone(row, where)
     run.setdefault("tracking", {})
     if config.get("mlflow_uri"):
         run["tracking"]["uri"] = config["mlflow_uri"]
-    run["tracking"]["tags"] = {"profile": config["profile"], "dataset": Path(dataset_root()).name}
+    run["tracking"]["tags"] = {"profile": config["profile"], "dataset": Path(run["data"]["root"]).name}
     return run
 
 
@@ -174,6 +194,8 @@ def row_config(wildcards):
         config.get("operator_args", {}),
         output_dir=f"results/{wildcards.table}/{wildcards.row}/seed{wildcards.seed}",
         seed=int(wildcards.seed),
+        probe_from=row.probe and f"{probe_source(wildcards.table, row.id, wildcards.seed)}/checkpoints/last.pt",
+        probe_run=config["probe"]["run"],
     )
 
 

@@ -117,3 +117,22 @@ rule dataset_lists:
 if config["dataset"]["kind"] == "synth":
 
     ruleorder: synth_dataset > dataset_lists
+
+
+# Table 12 on the Kinetics-400 profile: the probe dataset is SSv2, from the user's download in its root (as the
+# paper-ssv2 profile prepares it; the first step says what is missing).
+if config["probe"]["dataset"]["kind"] == "ssv2" and dataset_kind() != "ssv2":
+
+    rule probe_ssv2_dataset:
+        output:
+            **dataset_files(probe_root()),
+        log:
+            "results/logs/data/probe-ssv2.log",
+        params:
+            root=probe_root(),
+        conda:
+            CONDA_ENV
+        shell:
+            "(ila data download --dataset ssv2 --root {params.root} && ila data extract --dataset ssv2 --root "
+            "{params.root} && ila data lists --dataset ssv2 --root {params.root} --video-dir videos) > {log} 2>&1 "
+            "|| (tail -n 20 {log} >&2; exit 1)"

@@ -4,7 +4,7 @@
 
 rule evaluate_row:
     input:
-        unpack(lambda wc: dataset_files()),
+        unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
         cfg="results/{table}/{row}/seed{seed}/run.yaml",
         trained="results/{table}/{row}/seed{seed}/train.done",
     output:
@@ -27,7 +27,7 @@ rule evaluate_row:
 # Table 5: the adjacent-frame EMD of a (row, seed) on the validation split, one job each, so rows run in parallel.
 rule emd_row:
     input:
-        unpack(lambda wc: dataset_files()),
+        unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
         cfg="results/{table}/{row}/seed{seed}/run.yaml",
         trained="results/{table}/{row}/seed{seed}/train.done",
     output:

@@ -29,10 +29,13 @@ rule row_config:
 
 rule train_row:
     input:
-        unpack(lambda wc: dataset_files()),
+        unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
         cfg="results/{table}/{row}/seed{seed}/run.yaml",
         mlflow="results/.mlflow/{table}.initialized",
         weights=lambda wc: row_weights(wc.table, wc.row) or [],
+        # A probe row (Table 12) starts from its source row's trained run of the same seed.
+        source=lambda wc: f"{probe_source(wc.table, wc.row, wc.seed)}/train.done"
+        if probe_source(wc.table, wc.row, wc.seed) else [],
     output:
         # A marker, not the checkpoint: Snakemake deletes incomplete outputs, and the checkpoint must survive an
         # interruption so that the next invocation resumes it.
