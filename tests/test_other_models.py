@@ -45,6 +45,20 @@ def test_evl_trains_its_decoder_and_ilas_modules_never_the_tower(variant):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in operators) == (variant == "evl_ila")
 
 
+@pytest.mark.parametrize("variant", ["evl", "evl_ila"])
+def test_evl_and_evl_ila_start_from_the_per_frame_tower(variant):
+    """At initialisation the tower EVL's decoder reads is the image model run frame by frame, with ILA too (its
+    points start at the centre, so each frame's MI token is its own): permuting the frames permutes every block's
+    output tokens, nothing else."""
+    model = _model(variant).eval()
+    video, perm = _video(), torch.tensor([2, 0, 3, 1])
+    with torch.no_grad():
+        plain = model.video_vit(video, range(4)).intermediates
+        permuted = model.video_vit(video[:, perm], range(4)).intermediates
+    for i in range(4):
+        torch.testing.assert_close(permuted[i], plain[i][:, perm], rtol=1e-5, atol=1e-5)
+
+
 def test_evl_temporal_parts_start_at_zero_and_its_convolution_is_live():
     """EVL's temporal cross-attention and temporal position embedding start at zero (they add nothing), its depthwise
     temporal convolution starts at PyTorch's default init (as EVL's): with the convolutions zeroed the model is
