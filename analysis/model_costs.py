@@ -42,11 +42,9 @@ def main() -> None:
             print(f"{row.name:34} {'':24} {'—':>11} {paper if paper is not None else '–':>12}   not implemented yet "
                   f"({row.requires or 'later issue'})")
             continue
-        cfg = table.paper_config_of(row)
-        backbone = args.backbone or cfg.get("backbone", "ViT-B-32")
-        frames = args.frames or cfg.get("num_frames", 8)
-        cost = model_cost({**row.model, "backbone": backbone, "num_frames": frames,
-                           "head": cfg.get("head", row.model.get("head", "text"))})
+        model = table.paper_model_config(row, args.backbone, args.frames)
+        backbone, frames = model["backbone"], model["num_frames"]
+        cost = model_cost(model)
         gap = "" if paper is None else f"{(cost.gflops - paper) / paper:+.1%}"
         print(f"{row.name:34} {f'{backbone}, {frames}f':24} {cost.gflops:11.2f} "
               f"{paper if paper is not None else '–':>12} {gap:>7} {cost.gflops_operator:10.2f} "

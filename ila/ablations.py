@@ -113,6 +113,14 @@ class Table:
     def paper_config_of(self, row: Row) -> dict[str, Any]:
         return {**self.paper_config, **row.paper_config}
 
+    def paper_model_config(self, row: Row, backbone: str | None = None, frames: int | None = None) -> dict[str, Any]:
+        """The row's model as the paper built it (its backbone, frames and head), for its GFLOPs at the paper's
+        configuration; ``backbone`` / ``frames`` count it at another."""
+        paper = self.paper_config_of(row)
+        return {**row.model, "backbone": backbone or paper.get("backbone", "ViT-B-32"),
+                "num_frames": frames or paper.get("num_frames", 8),
+                "head": paper.get("head", row.model.get("head", "text"))}
+
     def row(self, row_id: str) -> Row:
         for r in self.rows:
             if r.id == row_id:

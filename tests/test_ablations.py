@@ -114,6 +114,18 @@ def test_every_table_has_a_valid_reference_and_unique_rows():
         assert table.reference_row() in table.rows
 
 
+def test_every_row_is_a_model_at_its_paper_configuration():
+    """What model_costs.py counts (the row at the paper's backbone, frames and head) is a valid model config for
+    every row the paper has a configuration for: EVL, say, keeps its linear head in every table that shares it."""
+    from ila.config import resolve_model_config
+
+    for name in TABLES:
+        table = load_table(name)
+        for row in table.available_rows():
+            if row.datasets != ["synth"]:
+                resolve_model_config(table.paper_model_config(row), f"{name}.yaml row {row.id!r}")
+
+
 @pytest.mark.parametrize("table,row_id", ROWS, ids=[f"{t}-{r}" for t, r in ROWS])
 def test_every_row_builds_and_trains(table, row_id):
     spec = load_table(table)
