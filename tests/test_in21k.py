@@ -39,7 +39,9 @@ def fetched(served, tmp_path_factory):
 def test_the_in21k_tags_are_timms_hub_checkpoints():
     url, sha256, hf_hub = pretrained_source("ViT-B-16-in21k", "augreg_in21k")
     assert url == "https://huggingface.co/timm/vit_base_patch16_224.augreg_in21k/resolve/main/model.safetensors"
-    assert {t for b, t in TIMM_WEIGHTS if b == "ViT-B-16-in21k"} == {"augreg_in21k", "orig_in21k"}
+    # orig_in21k_ft_in1k: the ImageNet-21k weights fine-tuned on ImageNet-1k that TimeSformer starts from (Table 3).
+    assert {t for b, t in TIMM_WEIGHTS if b == "ViT-B-16-in21k"} == {"augreg_in21k", "orig_in21k",
+                                                                      "orig_in21k_ft_in1k"}
 
 
 def test_converted_features_equal_timms(timm_in21k, fetched):

@@ -54,22 +54,25 @@ def validate_config():
     if missing:
         raise WorkflowError(f"config error: tables: no ablation file for {missing} (expected ablations/<name>.yaml; "
                             f"there are {sorted(p.stem for p in ABLATIONS.glob('*.yaml'))})")
+    rows = []
     for path in sorted(ABLATIONS.glob("*.yaml")):
         try:
             spec = load_table(path)
         except AblationError as exc:
             raise WorkflowError(f"ablation error: {exc}") from None
-        for row in spec.available_rows(dataset_kind()):
-            if row.shared_from:
-                continue  # checked in its own table, under the name of that table's file
-            try:
-                resolve_run_config(row_run_config(base_run_config(row, path.name), spec, row,
-                                                  config.get("operator_args", {}), probe_run=config["probe"]["run"]))
-            except ConfigError as exc:
-                raise WorkflowError(
-                    f"config error: {exc} (in the run config of row {row.id!r} of {path.name}: the profile's "
-                    "`run:` section merged with the row's model and overrides)"
-                ) from None
+        # A shared row is checked in its own table, under the name of that table's file; a probe row after every
+        # source row, so that a source's error is named in the source's file.
+        rows += [(bool(row.probe), path, spec, row) for row in spec.available_rows(dataset_kind())
+                 if not row.shared_from]
+    for _, path, spec, row in sorted(rows, key=lambda item: item[0]):
+        try:
+            resolve_run_config(row_run_config(base_run_config(row, path.name), spec, row,
+                                              config.get("operator_args", {}), probe_run=config["probe"]["run"]))
+        except ConfigError as exc:
+            raise WorkflowError(
+                f"config error: {exc} (in the run config of row {row.id!r} of {path.name}: the profile's "
+                "`run:` section merged with the row's model and overrides)"
+            ) from None
 
 
 def table_spec(table):
