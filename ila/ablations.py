@@ -246,11 +246,16 @@ def _shared_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
     if src.shared_from:
         raise AblationError(f"{where}: {raw['from']}'s row {src.id!r} is itself shared from {src.shared_from}; "
                             "name that table")
-    out = {"id": src.id, "name": src.name, "model": src.model, "overrides": src.overrides, "paper": {},
-           "requires": src.requires, "flops_note": src.flops_note, "backbone": src.backbone,
-           "datasets": src.datasets, "paper_config": src.paper_config}
+    out = {**_run_fields(src), "id": src.id, "flops_note": src.flops_note}
     out.update({k: v for k, v in raw.items()})
     return out
+
+
+def _run_fields(src: Row) -> dict[str, Any]:
+    """What a row that runs another row's model (a shared row, a probe) takes from it: what it trains and on what,
+    under the source's name, without the source's paper numbers."""
+    return {"name": src.name, "model": src.model, "overrides": src.overrides, "paper": {}, "requires": src.requires,
+            "backbone": src.backbone, "datasets": src.datasets, "paper_config": src.paper_config}
 
 
 def _probe_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
@@ -271,9 +276,7 @@ def _probe_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
         raise AblationError(f"{where}: probe: {source_path.name} has no row {row_id!r}") from None
     if src.cited or src.probe:
         raise AblationError(f"{where}: probe: {raw['probe']} is not a trained row (cited or itself a probe)")
-    out = {"name": src.name, "model": src.model, "overrides": src.overrides, "paper": {}, "requires": src.requires,
-           "backbone": src.backbone, "datasets": src.datasets, "paper_config": src.paper_config}
-    out.update(raw)
+    out = {**_run_fields(src), **raw}
     out["probe"] = f"{src.run_table or table}/{src.id}"
     return out
 

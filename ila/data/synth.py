@@ -289,6 +289,14 @@ def _draw_approach(canvas: Canvas, rng: np.random.Generator, frames: int) -> Dra
     return draw
 
 
+def _slow_drift(rng: np.random.Generator, size: int, r: float, margin: float) -> Callable[[int], np.ndarray]:
+    """A shape's centre at frame t: a random start at least ``margin`` from the edges, drifting slowly in a random
+    direction (its motion says nothing about the class), kept inside the frame."""
+    start = rng.uniform(margin, size - margin, 2)
+    drift = rng.normal(0, 0.15, 2)
+    return lambda t: np.clip(start + drift * t, r + 1, size - r - 1)
+
+
 # ----- transfer families (Table 12's probe set): motions the default benchmark never shows, each left-right
 # symmetric as a class (a flipped clip is a clip of the same class), so every class is its own mirror.
 
@@ -319,11 +327,10 @@ def _draw_fading_in(canvas: Canvas, rng: np.random.Generator, frames: int) -> Dr
     r = rng.uniform(4.0, 6.5)
     kind = rng.choice(["disc", "square", "diamond"])
     colour = _bright_colour(rng)
-    start = rng.uniform(r + 1.5, size - r - 1.5, 2)
-    drift = rng.normal(0, 0.15, 2)
+    centre = _slow_drift(rng, size, r, r + 1.5)
 
     def draw(cv: Canvas, img: np.ndarray, t: int, off: np.ndarray) -> None:
-        p = np.clip(start + drift * t, r + 1, size - r - 1) + off
+        p = centre(t) + off
         cv.paint(img, shape_mask(kind, cv.x - p[0], cv.y - p[1], r), colour, alpha=t / (frames - 1))
 
     return draw
@@ -338,11 +345,10 @@ def _draw_reddening(canvas: Canvas, rng: np.random.Generator, frames: int) -> Dr
     kind = rng.choice(["disc", "square", "triangle"])
     saturation, value = rng.uniform(0.7, 1.0), rng.uniform(0.8, 1.0)
     blue, red = rng.uniform(0.58, 0.68), rng.uniform(-0.04, 0.04)  # hues
-    start = rng.uniform(r + 1.5, size - r - 1.5, 2)
-    drift = rng.normal(0, 0.15, 2)
+    centre = _slow_drift(rng, size, r, r + 1.5)
 
     def draw(cv: Canvas, img: np.ndarray, t: int, off: np.ndarray) -> None:
-        p = np.clip(start + drift * t, r + 1, size - r - 1) + off
+        p = centre(t) + off
         hue = (blue + (red - blue) * t / (frames - 1)) % 1.0
         cv.paint(img, shape_mask(kind, cv.x - p[0], cv.y - p[1], r),
                  np.array(colorsys.hsv_to_rgb(hue, saturation, value)))
@@ -355,11 +361,10 @@ def _draw_static(kind: str) -> Callable:
         size = canvas.size
         r = rng.uniform(5.5, 8.0)
         colour = _bright_colour(rng)
-        start = rng.uniform(r + 1, size - r - 1, 2)
-        drift = rng.normal(0, 0.15, 2)
+        centre = _slow_drift(rng, size, r, r + 1)
 
         def draw(cv: Canvas, img: np.ndarray, t: int, off: np.ndarray) -> None:
-            p = np.clip(start + drift * t, r + 1, size - r - 1) + off
+            p = centre(t) + off
             cv.paint(img, shape_mask(kind, cv.x - p[0], cv.y - p[1], r), colour)
 
         return draw

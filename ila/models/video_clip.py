@@ -128,7 +128,7 @@ class VideoCLIP(nn.Module):
             raise ValueError(f"{source}: not a run of this model (model.probe_from): "
                              + (f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}" if missing else "")
                              + (f" shapes differ for {wrong[:3]}" if wrong else ""))
-        self.load_state_dict({**self.state_dict(), **{k: state[k] for k in own}})
+        self.load_state_dict({k: state[k] for k in own}, strict=False)  # the head stays new
 
     # ------------------------------------------------------------------ text
 

@@ -123,6 +123,12 @@ def probe_source(table, row_id, seed):
     return f"results/{row.probe}/seed{seed}" if row.probe else None
 
 
+def probe_source_trained(wildcards):
+    """What a probe row's training waits for: its source run trained (nothing for another row)."""
+    source = probe_source(wildcards.table, wildcards.row, wildcards.seed)
+    return [f"{source}/train.done"] if source else []
+
+
 def dataset_root_of_output(levels):
     """A data rule's dataset root, from its first output `levels` directories down (not a hard-coded prefix)."""
     return lambda wildcards, output: str(Path(output[0]).parents[levels - 1])

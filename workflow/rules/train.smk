@@ -34,8 +34,7 @@ rule train_row:
         mlflow="results/.mlflow/{table}.initialized",
         weights=lambda wc: row_weights(wc.table, wc.row) or [],
         # A probe row (Table 12) starts from its source row's trained run of the same seed.
-        source=lambda wc: f"{probe_source(wc.table, wc.row, wc.seed)}/train.done"
-        if probe_source(wc.table, wc.row, wc.seed) else [],
+        source=probe_source_trained,
     output:
         # A marker, not the checkpoint: Snakemake deletes incomplete outputs, and the checkpoint must survive an
         # interruption so that the next invocation resumes it.
