@@ -82,11 +82,10 @@ def adjacent_frame_emd(clouds: np.ndarray, options: EMDOptions) -> float:
 
 def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions | None = None) -> dict[str, Any]:
     """Adjacent-frame EMD of a trained run on its validation split: per video and the mean."""
-    from tqdm import tqdm
-
     from ila.data.dataset import build_dataloader, iterate_batches
     from ila.engine.evaluate import video_keys
     from ila.engine.runs import load_trained
+    from ila.progress import progress_bar
 
     options = options or EMDOptions()
     options.validate()
@@ -94,7 +93,7 @@ def measure_run(cfg, checkpoint: str | Path | None = None, options: EMDOptions |
     loader = build_dataloader(val, cfg.train.eval_batch_size or cfg.data.batch_size, 1, 0)
     videos, values = [], []
     start = time.perf_counter()
-    for batch in tqdm(iterate_batches(loader), total=len(loader), desc="emd", unit="batch", disable=None):
+    for batch in progress_bar(iterate_batches(loader), total=len(loader), desc="emd", unit="batch", disable=None):
         with torch.no_grad():
             # The last block's patch tokens (before the final norm) of the first deterministic view: [B, T, HW, W].
             tokens = model.video_vit(batch["video"][:, 0]).patches

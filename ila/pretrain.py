@@ -25,13 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
-from tqdm import tqdm
 
 from ila.data.synth import STATIC_SHAPES, Canvas, _make_scene, shape_mask
 from ila.data.transforms import normalize
 from ila.engine.checkpoint import save_atomic
 from ila.engine.distributed import job_threads
 from ila.models.backbone import build_clip, tokenizer_for
+from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def pretrain_clip(
     g = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
-    for _ in tqdm(range(steps), desc=f"pretrain mini-CLIP ({objective})", unit="step",
+    for _ in progress_bar(range(steps), desc=f"pretrain mini-CLIP ({objective})", unit="step",
                   disable=None if progress else True):
         idx = torch.randint(pool_size, (batch_size,), generator=g)
         loss = task.loss(normalize(images[idx]), idx)

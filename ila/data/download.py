@@ -30,6 +30,8 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
+from ila.progress import progress_bar
+
 from ila.paths import write_json
 
 log = logging.getLogger(__name__)
@@ -257,7 +259,7 @@ def fetch_all(
 
     failed: list[str] = []
     todo = _still_to_fetch(files, directory, manifest, verify)
-    overall = tqdm(total=0, unit="B", unit_scale=True, desc=f"{directory.name}: {len(todo)} to fetch",
+    overall = progress_bar(total=0, unit="B", unit_scale=True, desc=f"{directory.name}: {len(todo)} to fetch",
                    disable=progress is False)
     slots = list(range(max(jobs, 1)))
     slot_lock = threading.Lock()
@@ -268,7 +270,7 @@ def fetch_all(
             slot = slots.pop(0)
         try:
             size = remote_size(session, f.url, timeout)
-            with tqdm(total=size, unit="B", unit_scale=True, desc=f.name, position=slot + 1, leave=False,
+            with progress_bar(total=size, unit="B", unit_scale=True, desc=f.name, position=slot + 1, leave=False,
                       disable=progress is False) as bar:
                 if size:
                     with _BAR_LOCK:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
+from ila.progress import progress_bar
 
 from ila.data.annotations import ClassInfo, write_labels, write_video_list
 
@@ -539,7 +539,7 @@ def generate(spec: SynthSpec, out_dir: str | Path, workers: int | None = None, p
                 if not path.exists():
                     jobs.append((spec, cls.info.id, split, i, str(path)))
     workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(jobs), desc=f"synth {out.name}", unit="clip", disable=not progress or None)
+    bar = progress_bar(total=len(jobs), desc=f"synth {out.name}", unit="clip", disable=not progress or None)
     if workers == 1 or len(jobs) < 32:
         for job in jobs:
             _job(job)

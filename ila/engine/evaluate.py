@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ila.config import RunConfig, to_dict
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches, resolve_root
 from ila.engine.distributed import DistInfo, all_gather_objects, all_reduce_sum
 from ila.paths import write_json
+from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def run_evaluation(model: torch.nn.Module, cfg: RunConfig, info: DistInfo, autoc
     # rows on the same videos, and their indices are the rank's shard.
     outcomes: list[tuple[int, int, int, int]] = []
     probe = ReversalProbe(len(dataset))
-    bar = tqdm(total=len(loader), desc="evaluate", unit="batch", disable=None if info.is_main else True)
+    bar = progress_bar(total=len(loader), desc="evaluate", unit="batch", disable=None if info.is_main else True)
     for batch in iterate_batches(loader):
         video = batch["video"].to(info.device, non_blocking=True)  # [B, V, T, 3, S, S]
         labels = batch["label"].to(info.device)

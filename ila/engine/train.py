@@ -39,6 +39,7 @@ from ila.engine.runs import load_trained, run_dir_of
 from ila.engine.tracking import Tracker
 from ila.models import create_model
 from ila.models.video_clip import VideoCLIP
+from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +332,8 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
                         "backbone": cfg.model.backbone, "world_size": str(info.world_size)})
     run.ddp = DistributedDataParallel(run.model, device_ids=[info.local_rank] if info.device.type == "cuda"
                                       else None) if info.distributed else run.model
-    bar = tqdm(total=cfg.train.steps, initial=run.step, desc=f"train {run_dir.name}", unit="step",
-               disable=None if info.is_main else True)
+    bar = progress_bar(total=cfg.train.steps, initial=run.step, desc=f"train {run_dir.name}", unit="step",
+                       disable=None if info.is_main else True)
     run.model.train()
     meter = _run_steps(run, tracker, bar)
     bar.close()
