@@ -27,6 +27,11 @@ def known_backbones() -> list[str]:
     return sorted(_config_files())
 
 
+def suite_backbones() -> list[str]:
+    """The suite's own small backbones (the embedded default's), which ``ila pretrain-clip`` pretrains."""
+    return sorted(p.stem for p in SUITE_CONFIGS.glob("ILA-*.json"))
+
+
 def _vision_int(name: str, key: str) -> int | None:
     """An integer of the backbone's ``vision_cfg``; None where the config does not give one."""
     files = _config_files()

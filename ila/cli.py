@@ -1,4 +1,12 @@
-"""The ``ila`` command: one entry point, a subcommand per stage."""
+"""The ``ila`` command: one entry point, a subcommand per stage.
+
+The same conventions hold for every subcommand, so a user learns them once:
+* configuration is an optional YAML file followed by ``KEY=VALUE`` overrides (values parsed as YAML);
+* ``--workers N`` is the one name for how many processes or threads a command may use (default: all cores);
+* ``--no-progress`` turns off the progress bars of any command that draws one;
+* a mistake in the user's input is one line on stderr saying what to do, and exit code 2 (``-v`` adds the traceback);
+* only the suite's own log lines are shown; ``-v`` shows the libraries' (open_clip, MLflow, ...) and debug lines too.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +15,68 @@ import dataclasses
 import logging
 import sys
 import time
+from pathlib import Path
+
+from ila import __version__
+
+
+class UserError(Exception):
+    """A mistake in the command line's input that the user fixes: printed as one line, exit code 2."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help text, unless the default is "nothing" (None, False, an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors as one line that says where to look (its default prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see: {self.prog} --help)\n")
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, description: str = "") -> _Parser:
+    return sub.add_parser(name, help=summary, description=description or summary[0].upper() + summary[1:] + ".",
+                          formatter_class=_HelpFormatter)
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML run config (optional: every key has a default)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. train.steps=100 model.variant=ila data.root=data/synth-default")
+
+
+def _add_workers(p: argparse.ArgumentParser, what: str, default: int | None = None) -> None:
+    p.add_argument("--workers", type=int, default=default, metavar="N",
+                   help=what + ("" if default is not None else " (default: all cores)"))
+
+
+def _add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     from ila.data.synth import PRESETS, SynthSpec
 
-    p = sub.add_parser(
-        "synth",
-        help="generate the synthetic video benchmark",
-        description="Generate the synthetic video benchmark (H.264 MP4 + Kinetics-format lists). "
-        "Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()),
-    )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    p.add_argument("--out", help="output directory (default: data/synth-<preset>)")
-    p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
+    p = _command(sub, "synth", "generate the synthetic video benchmark",
+                 "Generate the synthetic video benchmark: H.264 MP4 clips, train.txt, val.txt, labels.csv and "
+                 "synth.json (its spec), deterministically from the seed. Resumable: clips already written with the "
+                 "same spec are kept. Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="the spec to start from")
+    p.add_argument("--out", help="output directory (default: data/synth-<preset>, the one the workflow uses; write "
+                   "a customised spec elsewhere)")
+    _add_workers(p, "encoding processes")
+    _add_no_progress(p)
     for f in dataclasses.fields(SynthSpec):
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=str if f.type == "str" else int,
-                       default=None, help=f"override the preset's {f.name}")
+                       default=None, metavar="TEXT" if f.type == "str" else "N",
+                       help=f"override the preset's {f.name.replace('_', ' ')}")
     p.set_defaults(func=_run_synth)
 
 
@@ -34,29 +87,37 @@ def _run_synth(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PRESETS[args.preset])
                  if getattr(args, f.name) is not None}
     spec = dataclasses.replace(PRESETS[args.preset], **overrides)
-    out = args.out or str(data_dir() / f"synth-{args.preset}")
-    start = time.perf_counter()
+    out = Path(args.out) if args.out else data_dir() / f"synth-{args.preset}"
     try:
         spec.validate()
     except ValueError as exc:
-        print(f"ila synth: {exc}", file=sys.stderr)
-        return 2
-    generate(spec, out, workers=args.workers)
-    print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+        raise UserError(f"{exc}; change the option") from None
+    # The lists are written last, so a directory with both was complete: a rerun then only checks it.
+    was_complete = (out / "train.txt").exists() and (out / "val.txt").exists()
+    clips_before = sum(1 for _ in out.glob("videos/*/*.mp4"))
+    start = time.perf_counter()
+    try:
+        generate(spec, out, workers=args.workers)
+    except FileExistsError as exc:
+        raise UserError(f"{exc} (e.g. --out {out.parent / (out.name + '-custom')})") from None
+    written = sum(1 for _ in out.glob("videos/*/*.mp4")) - clips_before
+    if was_complete and written == 0:
+        print(f"{out}: already complete with this spec, nothing to do")
+    else:
+        print(f"wrote {written} clips to {out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
 def _add_flops(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "flops",
-        help="GFLOPs per view and parameter counts of model variants",
-        description="Multiply-adds per view (one video [1,T,3,H,W] + one text, fvcore convention), counted on the "
-        "meta device, and parameter counts.",
-    )
-    p.add_argument("--variant", action="append", help="model variant (repeatable; default: all registered)")
-    p.add_argument("--backbone", default="ViT-B-32")
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override")
+    p = _command(sub, "flops", "GFLOPs per view and parameter counts of model variants",
+                 "Multiply-adds per view (one video [1,T,3,H,W] and one text; multiply-adds counted as FLOPs, as "
+                 "fvcore does), counted on the meta device (nothing is downloaded or allocated), and parameter "
+                 "counts. KEY=VALUE overrides are model config keys (model. prefix optional), e.g. "
+                 "prompt_generator=false aggregator=mit.")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="model config overrides")
+    p.add_argument("--variant", action="append", help="model variant (repeatable; default: every registered one)")
+    p.add_argument("--backbone", default="ViT-B-32", help="backbone name (open_clip's, or the suite's ILA-mini-*)")
+    p.add_argument("--frames", type=int, default=8, help="frames per view")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(func=_run_flops)
 
@@ -64,31 +125,35 @@ def _add_flops(sub: argparse._SubParsersAction) -> None:
 def _run_flops(args: argparse.Namespace) -> int:
     import json
 
-    from ila.config import apply_overrides
+    from ila.config import apply_overrides, resolve_model_config
     from ila.models.flops import model_cost
     from ila.variants import list_variants
 
-    variants = args.variant or list_variants()
+    overrides = [o.removeprefix("model.") for o in args.overrides]
+    # Every config is checked before the first line is printed, so a mistake is the only output.
+    configs = [resolve_model_config(apply_overrides({"variant": v, "backbone": args.backbone,
+                                                      "num_frames": args.frames}, overrides))
+               for v in args.variant or list_variants()]
     if not args.json:
         print(f"{'variant':16} {'GFLOPs/view':>12} {'params (M)':>11} {'trainable (M)':>14} {'operator (M)':>13}")
-    for v in variants:
-        cfg = apply_overrides({"variant": v, "backbone": args.backbone, "num_frames": args.frames}, args.set)
+    for cfg in configs:
         cost = model_cost(cfg)
         if args.json:
-            print(json.dumps({"variant": v, **dataclasses.asdict(cost)}))
+            print(json.dumps({"variant": cfg.variant, **dataclasses.asdict(cost)}))
         else:
-            print(f"{v:16} {cost.gflops:12.2f} {cost.params_total / 1e6:11.2f} {cost.params_trainable / 1e6:14.2f} "
-                  f"{cost.params_operator / 1e6:13.2f}")
+            print(f"{cfg.variant:16} {cost.gflops:12.2f} {cost.params_total / 1e6:11.2f} "
+                  f"{cost.params_trainable / 1e6:14.2f} {cost.params_operator / 1e6:13.2f}")
     return 0
 
 
 def _add_run_commands(sub: argparse._SubParsersAction) -> None:
-    for name, helptext in (("train", "train a run, then evaluate it"), ("evaluate", "evaluate a run's checkpoint")):
-        p = sub.add_parser(name, help=helptext, description=f"{helptext}. Config: a YAML file plus key=value "
-                           "overrides (e.g. train.steps=100 model.variant=ila); the resolved config is saved in "
-                           "the run's output_dir. Use torchrun --nproc_per_node N -m ila.cli ... for several GPUs.")
-        p.add_argument("config", nargs="?", help="YAML run config")
-        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    for name, summary in (("train", "train a run, then evaluate it"), ("evaluate", "evaluate a run's checkpoint")):
+        p = _command(sub, name, summary, f"{summary[0].upper() + summary[1:]}. The run's directory is output_dir "
+                     "(default: results/runs/<name>), where the resolved config, logs, checkpoints and metrics go. "
+                     "An interrupted training resumes from its last checkpoint. For several GPUs: torchrun "
+                     f"--nproc_per_node N -m ila.cli {name} ...")
+        _add_config(p)
+        _add_no_progress(p)
         if name == "train":
             p.add_argument("--no-resume", dest="resume", action="store_false",
                            help="start from scratch even if the run has a checkpoint")
@@ -102,12 +167,23 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace):
+    """The run config of a command, with its dataset checked: a missing dataset is named with how to build it, before
+    a run directory is made."""
     from ila.config import load_run_config
+    from ila.data.synth import PRESETS
 
     config, overrides = args.config, list(args.overrides)
     if config and "=" in config and not config.endswith((".yaml", ".yml")):
         config, overrides = None, [config, *overrides]
-    return load_run_config(config, overrides)
+    cfg = load_run_config(config, overrides)
+    root = Path(cfg.data.root)
+    if not (root / cfg.data.labels).exists():
+        preset = root.name.removeprefix("synth-")
+        build = (f"ila synth --preset {preset} --out {root}" if root.name.startswith("synth-") and preset in PRESETS
+                 else f"ila data lists --dataset kinetics400|ssv2 --root {root}")
+        raise UserError(f"{root / cfg.data.labels}: not found (data.root={cfg.data.root}); build the dataset first: "
+                        f"{build}, or run the workflow (snakemake --cores all results/table4.csv), or set data.root")
+    return cfg
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -119,38 +195,43 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    from ila.engine.train import evaluate
-
+def _parse_cost_at(items: list[str]) -> list[tuple[str, int, str | None]]:
     cost_at = []
-    for item in args.cost_at:
+    for item in items:
         head = None
         rest, _, last = item.rpartition(":")
         if last in ("text", "linear"):
             item, head = rest, last
         backbone, _, frames = item.rpartition(":")
         if not backbone or not frames.isdigit():
-            print(f"ila evaluate: --cost-at expects BACKBONE:FRAMES[:text|linear], got {item!r}", file=sys.stderr)
-            return 2
+            raise UserError(f"--cost-at expects BACKBONE:FRAMES[:text|linear], e.g. ViT-B-32:8, got {item!r}")
         cost_at.append((backbone, int(frames), head))
+    return cost_at
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from ila.engine.train import evaluate
+
+    cost_at = _parse_cost_at(args.cost_at)
     metrics = evaluate(_load(args), args.checkpoint, cost_at)
     print(f"top1={metrics['top1']:.4f} top5={metrics['top5']:.4f} videos={metrics['num_videos']}")
     return 0
 
 
 def _add_emd(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("emd", help="Table 5: adjacent-frame Earth Mover's Distance of a trained run",
-                       description="Mean exact W1 distance between adjacent frames' last-layer patch tokens over the "
-                       "validation split (ila.emd says what is computed and which choices are ours); writes "
-                       "<output_dir>/emd.json.")
-    p.add_argument("config", nargs="?", help="YAML run config")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p = _command(sub, "emd", "Table 5: adjacent-frame Earth Mover's Distance of a trained run",
+                 "Mean exact W1 (Earth Mover's) distance between adjacent frames' last-layer patch tokens over the "
+                 "validation split (ila.emd says what is computed and which choices are ours); writes "
+                 "<output_dir>/emd.json.")
+    _add_config(p)
     p.add_argument("--checkpoint", help="checkpoint file (default: <output_dir>/checkpoints/last.pt)")
     p.add_argument("--out", help="JSON to write (default: <output_dir>/emd.json)")
     p.add_argument("--no-normalize", dest="normalize", action="store_false", help="do not L2-normalise tokens")
     p.add_argument("--metric", choices=["euclidean", "cosine"], default="euclidean", help="ground metric")
-    p.add_argument("--num-itermax", type=int, default=None, help="network-simplex iteration limit")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--num-itermax", type=int, default=None,
+                   help="network-simplex iteration limit (default: ila.emd.NUM_ITERMAX)")
+    _add_workers(p, "CPU threads for the model and the transport problems")
+    _add_no_progress(p)
     p.set_defaults(func=_run_emd)
 
 
@@ -162,7 +243,7 @@ def _run_emd(args: argparse.Namespace) -> int:
     from ila.engine.runs import run_dir_of
     from ila.paths import write_json
 
-    torch.set_num_threads(job_threads(args.threads))
+    torch.set_num_threads(job_threads(args.workers))
     cfg = _load(args)
     options = emd.EMDOptions(args.normalize, args.metric, args.num_itermax or emd.NUM_ITERMAX)
     result = emd.measure_run(cfg, args.checkpoint, options)
@@ -172,17 +253,24 @@ def _run_emd(args: argparse.Namespace) -> int:
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain-clip", help="pretrain the embedded mini-CLIP on synthetic image-caption pairs")
+    from ila.backbone_configs import suite_backbones  # light: reads a directory
+
+    p = _command(sub, "pretrain-clip", "pretrain the embedded mini-CLIP on synthetic image-caption pairs",
+                 "Pretrain one of the suite's small CLIP-style backbones (the embedded default's stand-in for "
+                 "OpenAI's CLIP) on synthetic image-caption pairs, and write its state dict and a JSON summary "
+                 "with a held-out score. The workflow runs this once per backbone.")
     p.add_argument("--out", required=True, help="state-dict file to write (a .json summary goes beside it)")
-    p.add_argument("--backbone", default="ILA-mini-32")
+    p.add_argument("--backbone", default="ILA-mini-32", choices=suite_backbones(),
+                   help="the suite's backbone to pretrain (open_clip's come pretrained: ila fetch-weights)")
     p.add_argument("--objective", choices=["contrastive", "supervised"], default="contrastive",
                    help="CLIP's loss on the captions, or one-hot labels (each caption a class) for the image tower")
-    p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--pool-size", type=int, default=8192)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--steps", type=int, default=400, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=128, help="image-caption pairs per step")
+    p.add_argument("--pool-size", type=int, default=8192, help="distinct pairs drawn from")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine schedule, 5%% warm-up)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pairs and the initialisation")
+    _add_workers(p, "CPU threads")
+    _add_no_progress(p)
     p.set_defaults(func=_run_pretrain)
 
 
@@ -190,15 +278,17 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     from ila.pretrain import pretrain_clip
 
     summary = pretrain_clip(args.out, args.backbone, args.steps, args.batch_size, args.pool_size, args.lr,
-                            args.seed, args.threads, objective=args.objective)
+                            args.seed, args.workers, objective=args.objective)
     score = next(k for k in summary if k.startswith("heldout_"))
     print(f"wrote {args.out}: {score} {summary[score]:.3f}")
     return 0
 
 
 def _add_tracking_init(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tracking-init", help="create the MLflow store and experiments before parallel jobs")
-    p.add_argument("--experiment", action="append", required=True)
+    p = _command(sub, "tracking-init", "create the MLflow store and experiments before parallel jobs",
+                 "Create the MLflow tracking store and the named experiments, so that parallel training jobs do not "
+                 "race to create them (the workflow runs this first).")
+    p.add_argument("--experiment", action="append", required=True, help="experiment name, e.g. table4 (repeatable)")
     p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     p.set_defaults(func=_run_tracking_init)
 
@@ -214,19 +304,18 @@ def _run_tracking_init(args: argparse.Namespace) -> int:
 
 
 def _add_fetch_weights(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fetch-weights", help="download a backbone's weights once into a local checkpoint file",
-                       description="Download a backbone's pretrained weights (resumably; OpenAI's checked against the "
-                       "sha256 in their URL), check they load, and store them as a state dict that training jobs "
-                       "load offline. Paper backbones: ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336 (tag openai; "
-                       "add -quickgelu to the name, as OpenAI's weights were trained with QuickGELU), and Table 10's "
-                       "ViT-B-16-in21k (tags augreg_in21k, orig_in21k: timm's ImageNet-21k ViT-B/16 from the "
-                       "Hugging Face Hub).")
+    p = _command(sub, "fetch-weights", "download a backbone's weights once into a local checkpoint file",
+                 "Download a backbone's pretrained weights (resumably; OpenAI's checked against the sha256 in their "
+                 "URL), check they load, and store them as a state dict that training jobs load offline. Paper "
+                 "backbones: ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336 (tag openai; add -quickgelu to the name, as "
+                 "OpenAI's weights were trained with QuickGELU), and Table 10's ViT-B-16-in21k (tags augreg_in21k, "
+                 "orig_in21k: timm's ImageNet-21k ViT-B/16 from the Hugging Face Hub).")
     p.add_argument("--backbone", required=True, help="open_clip model name, e.g. ViT-B-32-quickgelu")
     p.add_argument("--tag", default="openai", help="pretrained tag (open_clip's, or augreg_in21k / orig_in21k)")
     p.add_argument("--url", help="fetch this URL (a mirror) instead of the tag's own")
     p.add_argument("--sha256", help="expected sha256 (prefix) of the downloaded file")
-    p.add_argument("--retries", type=int, default=5)
-    p.add_argument("--out", required=True)
+    p.add_argument("--retries", type=int, default=5, help="attempts per file before giving up")
+    p.add_argument("--out", required=True, help="state-dict file to write, e.g. resources/weights/<name>-<tag>.pt")
     p.set_defaults(func=_run_fetch_weights)
 
 
@@ -236,68 +325,66 @@ def _run_fetch_weights(args: argparse.Namespace) -> int:
     try:
         print(f"wrote {fetch_weights(args.backbone, args.tag, args.out, args.url, args.sha256, args.retries)}")
     except ValueError as exc:  # an unknown backbone or tag
-        print(f"ila fetch-weights: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"{exc}; see ila fetch-weights --help for the paper's backbones and tags") from None
     return 0
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
     from ila.data.preprocess import EncodeSettings  # light: no video stack
 
-    p = sub.add_parser("data", help="fetch, extract, re-encode and list a real dataset (Kinetics-400, SSv2)",
-                       description="The steps the workflow's data rules run, one at a time. Layout under --root: "
-                       "downloads/<split>/, videos/<split>/, videos_s<N>/<split>/, train.txt, val.txt, labels.csv.")
-    steps = p.add_subparsers(dest="step", required=True)
+    p = _command(sub, "data", "fetch, extract, re-encode and list a real dataset (Kinetics-400, SSv2)",
+                 "The steps the workflow's data rules run, one at a time. Layout under --root: downloads/<split>/, "
+                 "videos/<split>/, videos_s<N>/<split>/, train.txt, val.txt, labels.csv.")
+    steps = p.add_subparsers(dest="step", required=True, metavar="STEP", parser_class=_Parser)
     datasets = ("kinetics400", "ssv2")
 
-    d = steps.add_parser("download", help="Kinetics-400: fetch a split (or the replacement tarball), resumably; "
-                         "SSv2: check the user's files")
-    d.add_argument("--dataset", choices=datasets, required=True)
-    d.add_argument("--root", required=True)
+    d = _command(steps, "download", "Kinetics-400: fetch a split (or the replacement tarball), resumably; SSv2: "
+                 "check the user's files")
+    d.add_argument("--dataset", choices=datasets, required=True, help="which dataset")
+    d.add_argument("--root", required=True, help="the dataset's directory")
     d.add_argument("--split", default="train", help="train, val, test, or 'replacement' (Kinetics-400)")
     d.add_argument("--base-url", default=None, help="mirror with the CVDF layout (default: the CVDF S3 bucket)")
-    d.add_argument("--jobs", type=int, default=4, help="files fetched at once")
+    _add_workers(d, "files fetched at once", default=4)
     d.add_argument("--verify", choices=("size", "sha256"), default="size",
                    help="how files already downloaded are checked against the manifest")
-    d.add_argument("--retries", type=int, default=5)
-    d.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    d.add_argument("--retries", type=int, default=5, help="attempts per file before giving up")
+    _add_no_progress(d)
 
-    e = steps.add_parser("extract", help="extract the downloaded archives into videos/<split>/")
-    e.add_argument("--dataset", choices=datasets, required=True)
-    e.add_argument("--root", required=True)
+    e = _command(steps, "extract", "extract the downloaded archives into videos/<split>/")
+    e.add_argument("--dataset", choices=datasets, required=True, help="which dataset")
+    e.add_argument("--root", required=True, help="the dataset's directory")
     e.add_argument("--split", default="train", help="Kinetics-400 split")
-    e.add_argument("--workers", type=int, default=1, help="tarballs extracted at once (Kinetics-400)")
+    _add_workers(e, "tarballs extracted at once (Kinetics-400)", default=1)
     e.add_argument("--no-replacement", action="store_true", help="do not apply Kinetics-400's replacement clips")
 
-    r = steps.add_parser("preprocess", help="re-encode a directory of videos to a short side (H.264 MP4)")
-    r.add_argument("--src", required=True)
-    r.add_argument("--dst", required=True)
-    r.add_argument("--short-side", type=int, default=256)
-    r.add_argument("--crf", type=int, default=23)
+    r = _command(steps, "preprocess", "re-encode a directory of videos to a short side (H.264 MP4)")
+    r.add_argument("--src", required=True, help="directory of source videos")
+    r.add_argument("--dst", required=True, help="directory to write <stem>.mp4 files to")
+    r.add_argument("--short-side", type=int, default=256, help="pixels of the shorter side after re-encoding")
+    r.add_argument("--crf", type=int, default=23, help="H.264 constant rate factor (lower: larger, better)")
     r.add_argument("--keyframe-interval", type=int, default=EncodeSettings().keyframe_interval,
-                   help="frames between keyframes (default: %(default)s; fewer decode faster and take more disk)")
-    r.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
-    r.add_argument("--no-progress", action="store_true")
+                   help="frames between keyframes (fewer decode faster and take more disk)")
+    _add_workers(r, "encoding processes")
+    _add_no_progress(r)
 
-    li = steps.add_parser("lists", help="write train.txt, val.txt and labels.csv from the official annotations")
-    li.add_argument("--dataset", choices=datasets, required=True)
-    li.add_argument("--root", required=True)
+    li = _command(steps, "lists", "write train.txt, val.txt and labels.csv from the official annotations")
+    li.add_argument("--dataset", choices=datasets, required=True, help="which dataset")
+    li.add_argument("--root", required=True, help="the dataset's directory")
     li.add_argument("--video-dir", default="videos", help="directory under the root the lists point into")
     li.add_argument("--preprocessed", action="store_true", help="the video dir holds re-encoded <stem>.mp4 files")
     p.set_defaults(func=_run_data)
 
 
 def _run_data(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     root = Path(args.root) if hasattr(args, "root") else None
     if args.step == "preprocess":  # the only step without the download stack (requests), e.g. on a GPU node
         from ila.data import preprocess
 
+        if not Path(args.src).is_dir():
+            raise UserError(f"--src {args.src}: no such directory; give the directory of the videos to re-encode")
         settings = preprocess.EncodeSettings(short_side=args.short_side, crf=args.crf,
                                              keyframe_interval=args.keyframe_interval)
-        report = preprocess.preprocess_videos(args.src, args.dst, settings, args.workers,
-                                              progress=False if args.no_progress else None)
+        report = preprocess.preprocess_videos(args.src, args.dst, settings, args.workers)
         print(f"{args.dst}: {report['videos']} videos, {len(report['undecodable'])} undecodable")
         return 0
     from ila.data import kinetics, ssv2
@@ -307,8 +394,7 @@ def _run_data(args: argparse.Namespace) -> int:
             ssv2.check_downloads(root)
             print(f"{root / 'downloads'}: every Something-Something-v2 file is there")
             return 0
-        options = {"jobs": args.jobs, "verify": args.verify, "retries": args.retries,
-                   "progress": False if args.no_progress else None}
+        options = {"jobs": args.workers, "verify": args.verify, "retries": args.retries}
         base = args.base_url or kinetics.K400_BASE_URL
         if args.split == "replacement":
             kinetics.download_replacement(root, base, **options)
@@ -329,10 +415,10 @@ def _run_data(args: argparse.Namespace) -> int:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="print MLflow UI addresses that compare a table's runs",
-                       description="Print the MLflow UI addresses of a table's experiment: its runs with the key "
-                       "figures as columns, and every finished run side by side. Start the UI first: "
-                       "mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    p = _command(sub, "compare", "print MLflow UI addresses that compare a table's runs",
+                 "Print the MLflow UI addresses of a table's experiment: its runs with the key figures as columns, "
+                 "and every finished run side by side. Start the UI first: mlflow ui --backend-store-uri "
+                 "sqlite:///mlflow.db")
     p.add_argument("table", help="the table's experiment, e.g. table4")
     p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     p.add_argument("--ui", default="http://127.0.0.1:5000", help="where the MLflow UI serves")
@@ -340,32 +426,35 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from ila.engine.tracking import row_runs, ui_urls
+    from ila.engine.tracking import row_runs, sqlite_path, tracking_uri, ui_urls
 
+    uri = args.uri or tracking_uri()
+    run_first = f"run the workflow first (snakemake --cores all results/{args.table}.csv)"
+    store = sqlite_path(uri)
+    if store is not None and not store.exists():  # MLflow would create an empty store: say why instead
+        raise UserError(f"no MLflow store at {store}; {run_first}, from the directory that holds mlflow.db, or pass "
+                        "--uri")
     try:
-        urls = ui_urls(args.table, args.uri, args.ui)
+        urls = ui_urls(args.table, uri, args.ui)
     except LookupError as exc:
-        print(f"ila compare: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.table}: {len(row_runs(args.table, args.uri))} finished runs")
+        raise UserError(f"{exc}; {run_first}") from None
+    print(f"{args.table}: {len(row_runs(args.table, uri))} finished runs")
     print(f"  runs table, key figures as columns: {urls['runs']}")
     print(f"  side by side:                       {urls['compare']}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ila", description="ILA reproduction suite")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_synth(sub)
-    _add_flops(sub)
-    _add_run_commands(sub)
-    _add_emd(sub)
-    _add_pretrain(sub)
-    _add_tracking_init(sub)
-    _add_fetch_weights(sub)
-    _add_data(sub)
-    _add_compare(sub)
+    parser = _Parser(prog="ila", formatter_class=_HelpFormatter,
+                     description="The ILA reproduction suite's command line: data, training, evaluation and analysis. "
+                     "The workflow (snakemake) runs these steps for every table; each is usable on its own.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug lines, the libraries' log lines, and tracebacks of user errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_synth, _add_flops, _add_run_commands, _add_emd, _add_pretrain, _add_tracking_init,
+                _add_fetch_weights, _add_data, _add_compare):
+        add(sub)
     return parser
 
 
@@ -380,25 +469,54 @@ def _user_errors() -> dict[type, str]:
     from ila.engine.checkpoint import CheckpointError
     from ila.models.backbone import MissingWeightsError
 
-    return {ConfigError: "config error", AnnotationError: "annotation error", BadDataError: "data error",
-            CheckpointError: "checkpoint error", MissingWeightsError: "missing weights",
-            DownloadError: "download error",
-            DataPrepError: "data preparation error"}
+    return {UserError: "", ConfigError: "config error", AnnotationError: "annotation error",
+            BadDataError: "data error", CheckpointError: "checkpoint error", MissingWeightsError: "missing weights",
+            DownloadError: "download error", DataPrepError: "data preparation error",
+            # A missing input (a run's checkpoint, a source run, metrics): the messages name the file and the step to
+            # run first.
+            FileNotFoundError: ""}
+
+
+class _OwnLogLines(logging.Filter):
+    """The suite's log lines, and only errors from the libraries (open_clip logs every model it builds at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == "ila" or record.name.startswith("ila.") or record.levelno >= logging.ERROR
+
+
+def _log_handler(verbose: bool) -> logging.Handler:
+    """The command's stderr log handler, on the root logger for as long as the command runs (not basicConfig: a
+    caller such as a test session keeps its own handlers)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_OwnLogLines())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    return handler
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ila.progress import set_progress
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = _log_handler(args.verbose)
+    set_progress(not getattr(args, "no_progress", False))
     kinds = _user_errors()
     try:
         return args.func(args)
     except tuple(kinds) as exc:
         kind = next(k for t, k in kinds.items() if isinstance(exc, t))
-        print(f"ila {args.command}: {kind}: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever the message's own line breaks
+        command = " ".join(filter(None, ("ila", args.command, getattr(args, "step", None))))
+        print(f"{command}: {kind + ': ' if kind else ''}{message}", file=sys.stderr)
         if args.verbose:
             raise
         return 2
+    finally:
+        set_progress(True)
+        logging.getLogger().removeHandler(handler)
 
 
 if __name__ == "__main__":

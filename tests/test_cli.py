@@ -36,3 +36,156 @@ def test_annotation_errors_are_one_tidy_line(tiny_copy, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert f"annotation error: {tiny_copy / 'train.txt'}:1: unknown label 42" in err and len(err.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- the command line's conventions
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+from ila import __version__  # noqa: E402
+
+
+def _custom_synth(root):
+    """A directory made by `ila synth` with a spec other than the tiny preset's (only its synth.json matters)."""
+    from dataclasses import asdict, replace
+
+    from ila.data.synth import PRESETS
+
+    (root / "d").mkdir()
+    spec = replace(PRESETS["tiny"], frames=6)
+    (root / "d" / "synth.json").write_text(json.dumps({"format": 1, "spec": asdict(spec)}))
+
+
+def _nothing(root):
+    pass
+
+
+# Every command's user errors: (arguments, what the one line must say, set-up in the fresh working directory).
+# "{tiny}" is the session's tiny synthetic dataset.
+USER_ERRORS = {
+    "synth-other-spec": (["synth", "--preset", "tiny", "--out", "d"], "--out d-custom", _custom_synth),
+    "synth-bad-size": (["synth", "--preset", "tiny", "--size", "33"], "even number", _nothing),
+    "flops-unknown-backbone": (["flops", "--variant", "ila", "--backbone", "ViT-B-99"], "such as ViT-B-32", _nothing),
+    "flops-unknown-key": (["flops", "--variant", "ila", "mi_tokn=1"], "expected one of", _nothing),
+    "flops-unknown-variant": (["flops", "--variant", "ilaa"], "expected one of ['baseline'", _nothing),
+    "train-no-data": (["train", "train.steps=1"], "ila synth --preset default --out data/synth-default", _nothing),
+    "train-no-config-file": (["train", "nothere.yaml"], "nothere.yaml: config file not found", _nothing),
+    "train-bad-override": (["train", "train.stepz=1"], "expected one of", _nothing),
+    "evaluate-untrained": (["evaluate", "data.root={tiny}"], "train the run first (ila train)", _nothing),
+    "evaluate-bad-cost-at": (["evaluate", "data.root={tiny}", "--cost-at", "ViT-B-32"], "e.g. ViT-B-32:8", _nothing),
+    "emd-untrained": (["emd", "data.root={tiny}"], "train the run first (ila train)", _nothing),
+    "pretrain-open-clip-backbone": (["pretrain-clip", "--out", "x.pt", "--backbone", "ViT-B-32"],
+                                    "choose from 'ILA-mini-32'", _nothing),
+    "tracking-init-no-experiment": (["tracking-init"], "required: --experiment", _nothing),
+    "fetch-weights-unknown-tag": (["fetch-weights", "--backbone", "ViT-B-32", "--tag", "nope", "--out", "w.pt"],
+                                  "ila fetch-weights --help", _nothing),
+    "data-download-ssv2-missing": (["data", "download", "--dataset", "ssv2", "--root", "ssv2"], "Sign in at",
+                                   _nothing),
+    "data-lists-not-downloaded": (["data", "lists", "--dataset", "kinetics400", "--root", "k400"],
+                                  "downloaded with its split", _nothing),
+    "data-preprocess-no-src": (["data", "preprocess", "--src", "none", "--dst", "out"], "give the directory",
+                               _nothing),
+    "compare-fresh-directory": (["compare", "table4"], "run the workflow first (snakemake --cores all "
+                                "results/table4.csv)", _nothing),
+    "unknown-command": (["trian"], "invalid choice", _nothing),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USER_ERRORS))
+def test_every_user_error_is_one_line_with_the_fix_and_exit_2(case, tiny_dataset, tmp_path, monkeypatch, capsys):
+    """Run in a fresh directory, as a newcomer would: one line on stderr naming what to do, nothing on stdout, exit
+    code 2, and nothing left behind that the next command would trip over (no empty MLflow store, no run directory
+    for a run that could not start)."""
+    args, fix, setup = USER_ERRORS[case]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ILA_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    setup(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(SystemExit) as exited:
+        raise SystemExit(main([a.format(tiny=tiny_dataset) for a in args]))
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("ila"), err
+    assert fix in err, err
+    assert out == ""
+    if case.startswith(("train", "compare")):
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_version_and_help_of_every_command(capsys):
+    """--version; every command and flag has a description; defaults are shown."""
+    from ila.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"ila {__version__}"
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    data_steps = commands["data"]._subparsers._group_actions[0].choices
+    every = {**{name: p for name, p in commands.items() if name != "data"},
+             **{f"data {name}": p for name, p in data_steps.items()}}
+    assert {"synth", "flops", "train", "evaluate", "emd", "pretrain-clip", "tracking-init", "fetch-weights",
+            "compare", "data download", "data extract", "data preprocess", "data lists"} <= set(every)
+    for name, p in every.items():
+        assert p.description, name
+        for action in p._actions:
+            assert action.help, f"ila {name} {action.option_strings or action.dest}: no help text"
+    assert "(default: ViT-B-32)" in commands["flops"].format_help()
+    assert "(default: 4)" in data_steps["download"].format_help()
+
+
+# The one name for each convention, on every command that has the thing it names.
+PARALLEL = {"synth", "emd", "pretrain-clip", "data download", "data extract", "data preprocess"}
+BARS = {"synth", "train", "evaluate", "emd", "pretrain-clip", "data download", "data preprocess"}
+
+
+def _options(command: str) -> set[str]:
+    from ila.cli import build_parser
+
+    parser = build_parser()
+    for word in command.split():
+        parser = parser._subparsers._group_actions[0].choices[word]
+    return {s for a in parser._actions for s in a.option_strings}
+
+
+@pytest.mark.parametrize("command", sorted(PARALLEL | BARS))
+def test_one_name_for_parallelism_and_for_turning_bars_off(command):
+    options = _options(command)
+    assert ("--workers" in options) == (command in PARALLEL)
+    assert not options & {"--threads", "--jobs", "--set"}
+    assert ("--no-progress" in options) == (command in BARS)
+
+
+def test_flops_prints_only_its_table(capfd):
+    """open_clip logs every model it builds (INFO) and warns that a meta-device model has no weights: by default
+    neither reaches the user; -v shows them."""
+    assert main(["flops", "--variant", "ila", "--backbone", "ILA-mini-32", "model.aggregator=mit"]) == 0
+    out, err = capfd.readouterr()
+    assert out.splitlines()[0].split()[:2] == ["variant", "GFLOPs/view"] and len(out.splitlines()) == 2
+    assert err == ""
+    assert main(["-v", "flops", "--variant", "ila", "--backbone", "ILA-mini-32"]) == 0
+    assert " INFO root: " in capfd.readouterr().err  # open_clip logs through the root logger
+
+
+def test_default_logging_keeps_the_suites_lines_and_the_libraries_errors():
+    import logging
+
+    from ila.cli import _OwnLogLines
+
+    keep = _OwnLogLines().filter
+    record = lambda name, level: logging.LogRecord(name, level, __file__, 1, "m", None, None)  # noqa: E731
+    assert keep(record("ila.engine.train", logging.INFO)) and keep(record("ila", logging.WARNING))
+    assert not keep(record("root", logging.INFO)) and not keep(record("root", logging.WARNING))
+    assert not keep(record("ilastik", logging.INFO)) and keep(record("mlflow", logging.ERROR))
+
+
+def test_synth_rerun_says_it_wrote_nothing(tmp_path, capsys):
+    args = ["synth", "--preset", "tiny", "--out", str(tmp_path / "d"), "--train-per-class", "1", "--val-per-class",
+            "1", "--temporal-pairs", "1", "--static-classes", "1", "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    assert "wrote 6 clips" in capsys.readouterr().out
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip() == f"{tmp_path / 'd'}: already complete with this spec, nothing to do"

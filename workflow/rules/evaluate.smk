@@ -40,4 +40,4 @@ rule emd_row:
     conda:
         CONDA_ENV
     shell:
-        "ila emd {input.cfg} --threads {threads} > {log} 2>&1"
+        "ila emd {input.cfg} --workers {threads} > {log} 2>&1"

@@ -23,7 +23,7 @@ rule pretrain_mini_clip:
         CONDA_ENV
     shell:
         "ila pretrain-clip --backbone {wildcards.backbone} --objective {params.objective} --out {output} --steps {params.steps} "
-        "--batch-size {params.batch_size} --pool-size {params.pool_size} --threads {threads} > {log} 2>&1"
+        "--batch-size {params.batch_size} --pool-size {params.pool_size} --workers {threads} > {log} 2>&1"
 
 
 rule fetch_clip_weights:
