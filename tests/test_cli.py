@@ -189,3 +189,14 @@ def test_synth_rerun_says_it_wrote_nothing(tmp_path, capsys):
     assert "wrote 6 clips" in capsys.readouterr().out
     assert main(args) == 0
     assert capsys.readouterr().out.strip() == f"{tmp_path / 'd'}: already complete with this spec, nothing to do"
+
+
+def test_help_does_not_import_torch():
+    """`ila --help` and every subcommand's help build the parser only: no torch, no video stack (seconds saved on every
+    typo)."""
+    import subprocess
+    import sys
+
+    code = "import sys, ila.cli; ila.cli.build_parser(); print(sorted({'torch', 'av', 'mlflow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
