@@ -8,7 +8,9 @@
 #
 # Rows come from ablations/<table>.yaml; settings from workflow/config/*.yaml, validated against
 # workflow/schemas/config.schema.yaml (which also fills the defaults). Every row's run config is validated too, so a
-# bad key fails here, before any job starts.
+# bad key fails here, before any job starts; so does a dataset on disk that is not the config's (check_datasets).
+import time
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -25,6 +27,7 @@ include: "workflow/rules/common.smk"
 
 standalone_profile()
 validate_config()
+check_datasets()
 
 
 include: "workflow/rules/data.smk"
@@ -47,3 +50,15 @@ rule all:
         rules.tables.input,
         all_figures(),
     default_target: True
+
+
+# When this invocation's jobs started: what it wrote is what changed since (the listing printed on success).
+RUN_STARTED = {}
+
+
+onstart:
+    RUN_STARTED["t"] = time.time()
+
+
+onsuccess:
+    print_results_summary(RUN_STARTED.get("t"))

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every row (run directories seed<N>)")
     p.add_argument("--profile", default="default")
     p.add_argument("--dataset", default="")
-    p.add_argument("--dataset-kind", choices=["synth", "kinetics400", "ssv2"],
+    p.add_argument("--dataset-kind", choices=["synth", "kinetics400", "ssv2", "lists"],
                    help="the rows run on this kind of dataset (rows of an ablation file may name theirs); default: all")
     p.add_argument("--latency", help="the table's latency measurement (JSON from benchmarks/latency.py --json)")
     p.add_argument("--mlflow-uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")

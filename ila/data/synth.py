@@ -505,6 +505,36 @@ def _job(args: tuple[SynthSpec, int, str, int, str]) -> None:
     encode_mp4(render_clip(spec, cls, split, index), Path(path), spec.fps, spec.crf)
 
 
+SYNTH_FORMAT = 1
+
+
+def _meta(spec: SynthSpec) -> dict:
+    return {"format": SYNTH_FORMAT, "spec": asdict(spec)}
+
+
+def spec_mismatch(out_dir: str | Path, spec: SynthSpec, wanted: str = "requested") -> str | None:
+    """How the dataset in ``out_dir`` differs from ``spec``, per its ``synth.json`` (e.g. ``"frames: 32 there, 16
+    requested"``), or None when it is the same spec or there is no ``synth.json``. The one comparison of a dataset
+    on disk with a spec: ``generate`` refuses to mix two specs in one directory, and the workflow refuses to train
+    on a directory a user regenerated with other options. ``wanted`` names where ``spec`` comes from."""
+    meta_path = Path(out_dir) / "synth.json"
+    if not meta_path.exists():
+        return None
+    try:
+        old = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        return f"unreadable ({exc})"
+    if not isinstance(old, dict) or not isinstance(old.get("spec", {}), dict):
+        return "unreadable (expected {\"format\": ..., \"spec\": {...}})"
+    # A spec written before a field existed was made with that field's default.
+    have, want = {**asdict(SynthSpec()), **old.get("spec", {})}, asdict(spec)
+    diffs = [f"{key}: {have.get(key, '(absent)')} there, {want.get(key, '(absent)')} {wanted}"
+             for key in dict.fromkeys([*want, *have]) if have.get(key) != want.get(key)]
+    if old.get("format") != SYNTH_FORMAT:
+        diffs.insert(0, f"format: {old.get('format')} there, {SYNTH_FORMAT} {wanted}")
+    return "; ".join(diffs) or None
+
+
 def generate(spec: SynthSpec, out_dir: str | Path, workers: int | None = None, progress: bool = True) -> Path:
     """Write videos, ``train.txt``, ``val.txt``, ``labels.csv`` and ``synth.json`` under ``out_dir``.
 
@@ -513,19 +543,14 @@ def generate(spec: SynthSpec, out_dir: str | Path, workers: int | None = None, p
     """
     spec.validate()
     out = Path(out_dir)
-    meta_path = out / "synth.json"
-    meta = {"format": 1, "spec": asdict(spec)}
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        # A spec written before a field existed was made with that field's default.
-        old["spec"] = {**asdict(SynthSpec()), **old.get("spec", {})}
-        if old != meta:
-            raise FileExistsError(
-                f"{out} holds a synthetic dataset made with a different spec ({meta_path}); "
-                "choose another output directory or delete it"
-            )
+    differs = spec_mismatch(out, spec)
+    if differs:
+        raise FileExistsError(
+            f"{out} holds a synthetic dataset made with a different spec ({out / 'synth.json'}: {differs}); "
+            "choose another output directory or delete it"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    (out / "synth.json").write_text(json.dumps(_meta(spec), indent=2) + "\n")
     classes = build_classes(spec)
     lists: dict[str, list[tuple[str, int]]] = {"train": [], "val": []}
     jobs = []
@@ -552,5 +577,5 @@ def generate(spec: SynthSpec, out_dir: str | Path, workers: int | None = None, p
     write_labels(out / "labels.csv", [c.info for c in classes])
     for split, entries in lists.items():
         write_video_list(out / f"{split}.txt", entries)
-    log.info("wrote %d videos of %d classes to %s", sum(map(len, lists.values())), len(classes), out)
+    log.info("%s: %d videos of %d classes (%d new)", out, sum(map(len, lists.values())), len(classes), len(jobs))
     return out

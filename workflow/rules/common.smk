@@ -75,6 +75,84 @@ def validate_config():
             ) from None
 
 
+def check_datasets():
+    """Fail before any job starts when a dataset on disk is not the one the config describes: a synthetic benchmark
+    that a user regenerated with other options (synth_dataset sees its lists and plans nothing, so the runs
+    would silently train on it), or a `lists` dataset without its files."""
+    if dataset_kind() == "lists":
+        check_lists_dataset()
+    if dataset_kind() == "synth":
+        check_synth_dataset(dataset_root(), config["dataset"]["synth_preset"], "dataset.synth_preset")
+    if config["probe"]["dataset"]["kind"] == "synth" and probe_rows_used():
+        check_synth_dataset(probe_root(), config["probe"]["dataset"]["synth_preset"], "probe.dataset.synth_preset")
+
+
+def probe_rows_used():
+    """Whether any ablation file has probe rows (Table 12's) on the profile's dataset, i.e. the probe set is used."""
+    return any(row.probe for path in sorted(ABLATIONS.glob("*.yaml"))
+               for row in load_table(path).available_rows(dataset_kind()))
+
+
+def check_synth_dataset(root, preset, key):
+    """``root`` (data/synth-<preset>), if generated already, holds the preset's spec (ila.data.synth.spec_mismatch,
+    the comparison `ila synth` makes too; a synth.json older than a field counts as that field's default)."""
+    from ila.data.synth import PRESETS, spec_mismatch
+
+    if preset not in PRESETS:
+        raise WorkflowError(f"config error: {key}: unknown synthetic preset {preset!r} (presets: {sorted(PRESETS)}; "
+                            "for a benchmark of your own, `dataset: {kind: lists, root: ...}`)")
+    differs = spec_mismatch(root, PRESETS[preset], wanted="in the profile")
+    if differs:
+        raise WorkflowError(
+            f"{root} holds a synthetic benchmark made with another spec than the profile's preset {preset!r} "
+            f"({root}/synth.json: {differs}), and the workflow would train on it as it is. Remove {root} (or move "
+            "it) and rerun to generate the preset; for a custom benchmark use `ila synth --out data/my-synth ...` "
+            "and a profile with `dataset: {kind: lists, root: data/my-synth}`"
+        )
+
+
+def check_lists_dataset():
+    """A `lists` dataset is used as it is (nothing in the workflow makes or lists it): its root, lists and labels
+    must exist, and the labels must read. Its videos are checked by training (data.max_bad_fraction), not here:
+    opening them all would slow every parse of a large dataset."""
+    from ila.data.annotations import AnnotationError, read_labels
+
+    root = Path(dataset_root())
+    what = ("dataset.kind: lists reads train.txt and val.txt (`<video path relative to the root> <label id>` per "
+            "line), labels.csv (`id,name` header) and the videos they list, in the Kinetics-400 list format")
+    if not root.is_dir():
+        raise WorkflowError(f"config error: dataset.root: {root} is not a directory ({what})")
+    missing = [f for f in dataset_files(str(root)).values() if not Path(f).is_file()]
+    if missing:
+        raise WorkflowError(f"config error: dataset.root: missing {', '.join(missing)} ({what})")
+    try:
+        classes = read_labels(root / "labels.csv")
+    except AnnotationError as exc:
+        raise WorkflowError(f"config error: dataset.root: {exc}") from None
+    # VideoDataset's own check, made here too so that it fails before pretraining rather than in every training job:
+    # the embedded default's `hflip: remap` needs mirror classes that a dataset of one's own rarely declares.
+    if config["run"].get("data", {}).get("hflip") == "remap" and all(c.flip_to is None for c in classes):
+        raise WorkflowError(f"config error: run.data.hflip: 'remap' needs a flip_to column in {root}/labels.csv; "
+                            "set `run: {data: {hflip: \"on\"}}` if flipping never changes a class, or \"off\"")
+
+
+def print_results_summary(started):
+    """After a run that executed jobs (Snakemake calls onsuccess neither on a dry run nor when nothing was to be
+    done): the tables and figures it wrote, and what to open next."""
+    import os
+
+    from ila.workflow_summary import summary_lines, written_results
+
+    if started is None:
+        return
+    tables, figures = written_results(Path("results"), started)
+    uri = config.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    # As given on the command line where that was under the working directory, else absolute.
+    configfiles = [f if os.path.relpath(f).startswith("..") else os.path.relpath(f)
+                   for f in map(os.path.abspath, workflow.config_settings.configfiles)]
+    print("\n".join(summary_lines(tables, figures, uri, configfiles)))
+
+
 def table_spec(table):
     return load_table(ABLATIONS / f"{table}.yaml")
 

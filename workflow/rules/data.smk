@@ -36,7 +36,7 @@ rule k400_download:
         CONDA_ENV
     shell:
         "ila data download --dataset kinetics400 --root {params.root} --split {wildcards.split} "
-        "--base-url {params.base_url} --jobs {threads} --verify {params.verify} > {log} 2>&1"
+        "--base-url {params.base_url} --workers {threads} --verify {params.verify} > {log} 2>&1"
 
 
 rule k400_extract:
@@ -94,29 +94,29 @@ rule preprocess_videos:
         "{wildcards.split} --short-side {wildcards.size} --workers {threads} > {log} 2>&1"
 
 
-rule dataset_lists:
-    input:
-        prepared_video_markers(),
-    output:
-        **dataset_files(),
-        report=f"{DATA_ROOT}/prepare_report.json",
-    log:
-        "results/logs/data/lists.log",
-    params:
-        root=dataset_root_of_output(levels=1),
-        kind=config["dataset"]["kind"],
-        video_dir=prepared_video_dir(),
-        preprocessed="--preprocessed" if config["dataset"]["short_side"] else "",
-    conda:
-        CONDA_ENV
-    shell:
-        "ila data lists --dataset {params.kind} --root {params.root} --video-dir {params.video_dir} "
-        "{params.preprocessed} > {log} 2>&1"
+# A real dataset's lists, from its prepared videos. Not for `dataset.kind: lists` (the user's own files, used as they
+# are: this rule would plan a video extraction for them and overwrite them) nor the synthetic benchmark (synth_dataset
+# writes its lists).
+if dataset_kind() in ("kinetics400", "ssv2"):
 
-
-if config["dataset"]["kind"] == "synth":
-
-    ruleorder: synth_dataset > dataset_lists
+    rule dataset_lists:
+        input:
+            prepared_video_markers(),
+        output:
+            **dataset_files(),
+            report=f"{DATA_ROOT}/prepare_report.json",
+        log:
+            "results/logs/data/lists.log",
+        params:
+            root=dataset_root_of_output(levels=1),
+            kind=config["dataset"]["kind"],
+            video_dir=prepared_video_dir(),
+            preprocessed="--preprocessed" if config["dataset"]["short_side"] else "",
+        conda:
+            CONDA_ENV
+        shell:
+            "ila data lists --dataset {params.kind} --root {params.root} --video-dir {params.video_dir} "
+            "{params.preprocessed} > {log} 2>&1"
 
 
 # Table 12 on the Kinetics-400 profile: the probe dataset is SSv2, from the user's download in its root (as the

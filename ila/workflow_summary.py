@@ -1,0 +1,67 @@
+"""What a finished workflow run wrote and what to open next: the lines the Snakefile's ``onsuccess`` handler prints.
+
+"Wrote" is judged by modification time against the run's start (recorded by ``onstart``): Snakemake's own record of
+the finished jobs is internal to it, and a file the run did not rewrite is not news to whoever started it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import textwrap
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+WIDTH = 116
+# Filesystems with coarse timestamps (1 s, 2 s on FAT) can stamp a file a little before the clock read at onstart.
+MTIME_SLACK_S = 2.0
+
+
+def _natural(path: str) -> list:
+    """table2 before table10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+
+
+def written_results(results: Path, since: float) -> tuple[list[str], list[str]]:
+    """The tables (``results/<name>.csv`` and ``.md``) and figures (``results/figures/*.png``; each has its PDF
+    beside it) modified at or after ``since`` (seconds since the epoch)."""
+
+    def fresh(paths: Iterable[Path]) -> list[str]:
+        return sorted((str(p) for p in paths if p.is_file() and p.stat().st_mtime >= since - MTIME_SLACK_S),
+                      key=_natural)
+
+    return fresh([*results.glob("*.csv"), *results.glob("*.md")]), fresh(results.glob("figures/*.png"))
+
+
+def _listing(label: str, paths: Sequence[str]) -> list[str]:
+    """``label: a, b, c`` wrapped to at most two lines; what does not fit is counted."""
+    return textwrap.wrap(", ".join(paths), WIDTH, initial_indent=f"  {label}: ", subsequent_indent="    ",
+                         max_lines=2, placeholder=f" ... ({len(paths)} in all)")
+
+
+def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str,
+                  configfiles: Sequence[str] = ()) -> list[str]:
+    """At most 9 lines: what the run wrote under results/ (a table as ``table4.{csv,md}``, a figure by its name),
+    then what to open next: the first table's Markdown, its runs in MLflow (``ila compare``), and the targets that
+    build every table (``tables``) and everything (the default target)."""
+    stems = list(dict.fromkeys(str(Path(t).with_suffix("")) for t in tables))
+    grouped = []
+    for stem in stems:
+        exts = [e for e in ("csv", "md") if f"{stem}.{e}" in tables]
+        name = Path(stem).name
+        grouped.append(f"{name}.{exts[0]}" if len(exts) == 1 else f"{name}.{{{','.join(exts)}}}")
+    lines = ["ILA: this run wrote, under results/:" if grouped or figures else "ILA: this run wrote no table or figure"]
+    if grouped:
+        lines += _listing("tables", grouped)
+    if figures:
+        lines += _listing("figures/ (PNG and PDF)", [Path(f).stem for f in figures])
+    lines.append("next:")
+    if stems:
+        table = Path(stems[0]).name
+        more = f" ({len(stems) - 1} more above)" if len(stems) > 1 else ""
+        lines.append(f"  our numbers beside the paper's: open {stems[0]}.md{more}")
+        lines.append(f"  its runs in MLflow: ila compare {table} (start the UI first: mlflow ui --backend-store-uri "
+                     f"{shlex.quote(mlflow_uri)})")
+    snakemake = "snakemake --cores all" + "".join(f" --configfile {shlex.quote(str(c))}" for c in configfiles)
+    lines.append(f"  every table: {snakemake} tables (and every figure: {snakemake})")
+    return lines
