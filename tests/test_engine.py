@@ -121,6 +121,34 @@ def test_mlflow_run_has_params_metrics_and_artifacts(trained):
     assert {"metrics.json", "confusion_matrix.png", "config.yaml"} <= names
 
 
+def test_train_log_lines_carry_elapsed_time_and_time_left(trained):
+    """Every logged step says how far along the run is, how long it took so far and how long the rest will take."""
+    import re
+
+    _, _, out = trained
+    duration = r"(\d+s|\d+m\d\ds|\d+h\d\dm)"
+    lines = [ln for ln in (out / "train.log").read_text().splitlines() if re.search(r"step \d+/60 ", ln)]
+    assert len(lines) == 12, lines  # log_every=5
+    for ln in lines:
+        m = re.search(rf"step (\d+)/60 \((\d+)%\) train/loss=\S+ .* \| {duration} elapsed, ~{duration} left$", ln)
+        assert m and int(m[2]) == 100 * int(m[1]) // 60, ln
+    assert lines[-1].endswith("~0s left")
+
+
+def test_time_left_counts_only_the_steps_this_process_ran(monkeypatch):
+    """A run resumed at step 10 that took 10 s for 5 steps has 5 steps, 10 s, left (not 20/15 of the time)."""
+    clock = [100.0]
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: clock[0])
+    meter = train_mod._Meter(first_step=10)
+    assert meter.progress(10, 20) == "0s elapsed, time left unknown"
+    clock[0] += 10
+    assert meter.progress(15, 20) == "10s elapsed, ~10s left"
+    clock[0] += 3590
+    assert meter.progress(16, 400) == "1h00m elapsed, ~64h00m left"
+    assert [train_mod._duration(s) for s in (0.4, 59.6, 62, 3599, 3600 + 300)] == ["0s", "1m00s", "1m02s",
+                                                                                  "59m59s", "1h05m"]
+
+
 def _final_state(out):
     return ckpt_mod.load(out / "checkpoints" / "last.pt")["model"]
 

@@ -240,8 +240,10 @@ class _Meter:
     first pays for warm-up and caches). Data wait: from the previous step's end until a batch is ready on the device
     (decoding and augmentation there included)."""
 
-    def __init__(self):
+    def __init__(self, first_step: int = 0):
         self.overall = {"clips": 0, "wait": 0.0, "total": 0.0}
+        # The pace for the time left: this process's steps only (a resumed run did not run the steps before it).
+        self.first_step, self.t0 = first_step, time.perf_counter()
         self._reset()
 
     def _reset(self) -> None:
@@ -271,6 +273,14 @@ class _Meter:
         self._reset()
         return row
 
+    def progress(self, step: int, steps: int) -> str:
+        """``1m02s elapsed, ~2m25s left``: time since this process started training, and the remaining steps at
+        its pace so far."""
+        elapsed = time.perf_counter() - self.t0
+        done = step - self.first_step
+        left = f"~{_duration(elapsed / done * (steps - step))} left" if done > 0 else "time left unknown"
+        return f"{_duration(elapsed)} elapsed, {left}"
+
     def summary(self, step: int) -> dict[str, Any]:
         out: dict[str, Any] = {"train_steps": step}
         if self.overall["total"] > 0:
@@ -279,11 +289,21 @@ class _Meter:
         return out
 
 
+def _duration(seconds: float) -> str:
+    """``42s``, ``1m02s``, ``3h05m``: a log line's times, as coarse as they are useful."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def _run_steps(run: _Run, tracker: Tracker, bar: tqdm) -> _Meter:
     """Train until ``train.steps``: one loader for the rest of the run (its workers stay up across epochs), each
     batch saying which epoch and which batch of it it is (what the checkpoint records to resume after)."""
     info, tcfg = run.info, run.cfg.train
-    meter, micro = _Meter(), 0
+    meter, micro = _Meter(first_step=run.step), 0
     loader = build_dataloader(run.train_set, world_size=info.world_size, rank=info.rank, epoch=run.epoch,
                               skip_batches=run.batch_in_epoch, epochs=None)
     on_device = BatchOnDevice(run.train_set, info.device)
@@ -319,7 +339,8 @@ def _log_and_save(run: _Run, tracker: Tracker, meter: _Meter, bar: tqdm) -> None
         row = meter.row(run.optimizer)
         tracker.log_metrics(row, step)
         bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{row['train/lr']:.2e}")
-        log.info("step %d/%d %s", step, tcfg.steps, " ".join(f"{k}={v:.4g}" for k, v in row.items()))
+        log.info("step %d/%d (%d%%) %s | %s", step, tcfg.steps, 100 * step // tcfg.steps,
+                 " ".join(f"{k}={v:.4g}" for k, v in row.items()), meter.progress(step, tcfg.steps))
     if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
         _save(run)
 
