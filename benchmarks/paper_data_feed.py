@@ -21,7 +21,7 @@
    ``--batch``, bf16 on CUDA, the paper profile's loader) per variant for ``--steps`` steps on the new clips: the
    clips/s it was fed, the share of step time spent waiting for data, and the clips/s the GPU trains when data is
    ready (steps alone), so the two rates can be compared.
-On a GPU node this gives the figures behind the README's "What it costs" and "plan your cores".
+On a GPU node this gives the figures behind docs/paper-scale.md's "What it costs".
 """
 
 from __future__ import annotations

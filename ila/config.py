@@ -76,11 +76,12 @@ class DataConfig:
     # read each video's frame count and size and draw the frame indices, crop box, flip and colour parameters; the
     # training process decodes those frames on its device with torchcodec (the GPU's video decoder on CUDA) and
     # crops, flips and colours them there. For when the CPU cores cannot decode as fast as the GPU trains; needs
-    # augment_on: device and the torchcodec extra (README, "Running at paper scale").
+    # augment_on: device and the torchcodec extra (docs/paper-scale.md, "What it costs").
     decode_on: Literal["loader", "device"] = "loader"
     # Decoded training videos kept in memory per loading process, in MiB (0: off). Each video is then decoded once
-    # per process rather than once per draw; worth it when the decoded training split fits (see README). A training
-    # loader's workers live for the whole run, so each keeps its own cache (memory: budget x max(1, num_workers)).
+    # per process rather than once per draw; worth it when the decoded training split fits (docs/paper-scale.md). A
+    # training loader's workers live for the whole run, so each keeps its own cache (memory: budget x max(1,
+    # num_workers)).
     frame_cache_mb: int = 0
     # Fraction of unreadable or missing videos tolerated before loading fails.
     max_bad_fraction: float = 0.01

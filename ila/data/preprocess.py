@@ -37,7 +37,7 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 @dataclass(frozen=True)
 class EncodeSettings:
     """How videos are re-encoded. The last three trade disk for decode time; their defaults were chosen by
-    measurement (``python benchmarks/data_throughput.py --keyframes``; README, "What it costs")."""
+    measurement (``python benchmarks/data_throughput.py --keyframes``; docs/paper-scale.md, "What it costs")."""
 
     short_side: int = 256
     crf: int = 23
