@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 WIDTH = 116
+DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"  # what `ila compare` reads when given no --uri
 # Filesystems with coarse timestamps (1 s, 2 s on FAT) can stamp a file a little before the clock read at onstart.
 MTIME_SLACK_S = 2.0
 
@@ -60,8 +61,11 @@ def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str
         table = Path(stems[0]).name
         more = f" ({len(stems) - 1} more above)" if len(stems) > 1 else ""
         lines.append(f"  our numbers beside the paper's: open {stems[0]}.md{more}")
-        lines.append(f"  its runs in MLflow: ila compare {table} (start the UI first: mlflow ui --backend-store-uri "
-                     f"{shlex.quote(mlflow_uri)})")
-    snakemake = "snakemake --cores all" + "".join(f" --configfile {shlex.quote(str(c))}" for c in configfiles)
-    lines.append(f"  every table: {snakemake} tables (and every figure: {snakemake})")
+        uri = "" if mlflow_uri == DEFAULT_MLFLOW_URI else f" --uri {shlex.quote(mlflow_uri)}"
+        lines.append(f"  its runs in MLflow: ila compare {table}{uri} (start the UI first: mlflow ui "
+                     f"--backend-store-uri {shlex.quote(mlflow_uri)})")
+    # Targets before --configfile: Snakemake reads every word after it as another config file.
+    config = "".join(f" --configfile {shlex.quote(str(c))}" for c in configfiles)
+    lines.append(f"  every table: snakemake --cores all tables{config} (and every figure: snakemake --cores all"
+                 f"{config})")
     return lines

@@ -143,12 +143,14 @@ def test_summary_says_what_was_written_and_what_to_open_next():
         "  our numbers beside the paper's: open results/table4.md (1 more above)",
         "  its runs in MLflow: ila compare table4 (start the UI first: mlflow ui --backend-store-uri "
         "sqlite:///mlflow.db)",
-        "  every table: snakemake --cores all --configfile workflow/config/paper-k400.yaml tables (and every figure: "
+        "  every table: snakemake --cores all tables --configfile workflow/config/paper-k400.yaml (and every figure: "
         "snakemake --cores all --configfile workflow/config/paper-k400.yaml)",
     ]
     many = summary_lines([], [f"results/figures/curves_table{i}.png" for i in range(40)], "sqlite:///m.db")
     assert len(many) == 5 and many[2].endswith("(40 in all)")  # long lists are cut at two lines
     assert summary_lines([], [], "sqlite:///m.db")[0] == "ILA: this run wrote no table or figure"
+    # A store of the profile's own is named to `ila compare` too, which otherwise reads the default one.
+    assert "ila compare table4 --uri sqlite:///m.db (start" in "\n".join(summary_lines(tables, [], "sqlite:///m.db"))
 
 
 def test_a_run_that_ran_jobs_prints_the_listing(tmp_path):
@@ -158,4 +160,4 @@ def test_a_run_that_ran_jobs_prints_the_listing(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert "ILA: this run wrote no table or figure\nnext:\n" in out
-    assert "  every table: snakemake --cores all --configfile " in out and "smoke.yaml tables (and every" in out
+    assert "  every table: snakemake --cores all tables --configfile " in out and "smoke.yaml (and every" in out

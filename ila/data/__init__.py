@@ -1,4 +1,5 @@
-"""Data layer: annotation files, video readers, frame sampling, clip transforms, the dataset and the synthetic benchmark.
+"""Data layer: annotation files, video readers, frame sampling, clip transforms, the dataset and the synthetic
+benchmark.
 
 The dataset's names are loaded on first use (PEP 562), so that importing a light submodule (the synthetic
 benchmark's spec, the annotation files) does not import torch: ``ila --help`` stays quick.

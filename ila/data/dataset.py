@@ -9,14 +9,14 @@ each is logged once by name and counted. Loading fails only when the bad fractio
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
-from torch.utils.data import default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
 
 from ila.config import ConfigError, DataConfig
 from ila.data.annotations import ClassInfo, VideoRecord, read_labels, read_video_list

@@ -30,9 +30,8 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from ila.progress import progress_bar
-
 from ila.paths import write_json
+from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,8 @@ class Manifest:
             try:
                 self.entries = json.loads(self.path.read_text())["files"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise DownloadError(f"{self.path}: not a download manifest ({exc}); move it away to start over") from None
+                raise DownloadError(f"{self.path}: not a download manifest ({exc}); move it away to start over") \
+                    from None
 
     def get(self, name: str) -> dict | None:
         with self._lock:

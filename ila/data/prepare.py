@@ -20,8 +20,9 @@ import shutil
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from ila.data.annotations import ClassInfo, write_labels, write_video_list
 from ila.data.preprocess import VIDEO_SUFFIXES, output_name, report_path

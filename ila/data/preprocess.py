@@ -25,9 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ila.progress import progress_bar
-
 from ila.paths import write_json
+from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +208,8 @@ def preprocess_videos(
     shutil.rmtree(inflight, ignore_errors=True)
     inflight.mkdir()
     pending = [(*job, str(inflight)) for job in todo]
-    with progress_bar(total=len(todo), unit="video", desc=f"preprocess {src_dir.name}", disable=progress is False) as bar:
+    with progress_bar(total=len(todo), unit="video", desc=f"preprocess {src_dir.name}",
+                      disable=progress is False) as bar:
         while pending:
             finished = _run(pending, workers, failures, bar)
             pending = [job for job in pending if Path(job[0]).name not in finished]

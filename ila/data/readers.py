@@ -11,8 +11,9 @@ from __future__ import annotations
 import bisect
 import importlib.util
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

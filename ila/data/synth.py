@@ -24,15 +24,15 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from ila.progress import progress_bar
 
 from ila.data.annotations import ClassInfo, write_labels, write_video_list
+from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +385,8 @@ TEMPORAL_PAIRS: list[TwinPair] = [
     TwinPair("an object moving upward", "an object moving downward", _draw_translation(1), False),
     TwinPair("a disc growing", "a disc shrinking", _draw_growing, False),
     TwinPair("a hand rotating clockwise", "a hand rotating counterclockwise", _draw_rotation, True),
-    TwinPair("an object approaching another object", "an object moving away from another object", _draw_approach, False),
+    TwinPair("an object approaching another object", "an object moving away from another object", _draw_approach,
+             False),
 ]
 
 TRANSFER_PAIRS: list[TwinPair] = [
@@ -424,8 +425,11 @@ def build_classes(spec: SynthSpec) -> list[SynthClass]:
     classes: list[SynthClass] = []
     for pair in MOTION_FAMILIES[spec.motion_families][: spec.temporal_pairs]:
         a, b = len(classes), len(classes) + 1
-        classes.append(SynthClass(ClassInfo(a, pair.forward, "temporal", b, b if pair.mirror_swaps else a), pair.make, False))
-        classes.append(SynthClass(ClassInfo(b, pair.backward, "temporal", a, a if pair.mirror_swaps else b), pair.make, True))
+        # Each twin's mirror image is itself, or the other twin when a horizontal flip swaps the direction.
+        classes.append(SynthClass(ClassInfo(a, pair.forward, "temporal", b, b if pair.mirror_swaps else a),
+                                  pair.make, False))
+        classes.append(SynthClass(ClassInfo(b, pair.backward, "temporal", a, a if pair.mirror_swaps else b),
+                                  pair.make, True))
     for kind, name in STATIC_SHAPES[: spec.static_classes]:
         cid = len(classes)
         classes.append(SynthClass(ClassInfo(cid, name, "static", None, cid), _draw_static(kind), False))

@@ -116,7 +116,8 @@ def apply_photometric(clip: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
     return normalize(clip)
 
 
-def apply_photometric_batch(video: torch.Tensor, params: torch.Tensor, clips_per_pass: int | None = None) -> torch.Tensor:
+def apply_photometric_batch(video: torch.Tensor, params: torch.Tensor,
+                            clips_per_pass: int | None = None) -> torch.Tensor:
     """The photometric half of training augmentation on a whole batch where it lives (e.g. the GPU): uint8
     ``[B, T, 3, S, S]`` and ``[B, PHOTOMETRIC_SIZE]`` parameters -> normalised float ``[B, T, 3, S, S]``.
 
