@@ -29,7 +29,9 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+        # `is`, not `in`: a default of 0 is worth showing (0 == False); on/off flags (nargs 0) have no value to show.
+        nothing = action.default is None or action.default is False or action.default == [] or action.nargs == 0
+        if "%(default)" in text or nothing or action.default is argparse.SUPPRESS or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
@@ -52,8 +54,14 @@ def _add_config(p: argparse.ArgumentParser) -> None:
                    help="config overrides, e.g. train.steps=100 model.variant=ila data.root=data/synth-default")
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _add_workers(p: argparse.ArgumentParser, what: str, default: int | None = None) -> None:
-    p.add_argument("--workers", type=int, default=default, metavar="N",
+    p.add_argument("--workers", type=_positive_int, default=default, metavar="N",
                    help=what + ("" if default is not None else " (default: all cores)"))
 
 
@@ -67,7 +75,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "synth", "generate the synthetic video benchmark",
                  "Generate the synthetic video benchmark: H.264 MP4 clips, train.txt, val.txt, labels.csv and "
                  "synth.json (its spec), deterministically from the seed. Resumable: clips already written with the "
-                 "same spec are kept. Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+                 "same spec are kept. Presets (what each changes from the spec's defaults): "
+                 + "; ".join(f"{name}: {_changed_fields(spec, SynthSpec())}" for name, spec in PRESETS.items()))
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="the spec to start from")
     p.add_argument("--out", help="output directory (default: data/synth-<preset>, the one the workflow uses; write "
                    "a customised spec elsewhere)")
@@ -78,6 +87,12 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                        default=None, metavar="TEXT" if f.type == "str" else "N",
                        help=f"override the preset's {f.name.replace('_', ' ')}")
     p.set_defaults(func=_run_synth)
+
+
+def _changed_fields(spec, base) -> str:
+    changed = [f"{f.name}={getattr(spec, f.name)}" for f in dataclasses.fields(spec)
+               if getattr(spec, f.name) != getattr(base, f.name)]
+    return ", ".join(changed) or "the defaults"
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -115,9 +130,11 @@ def _add_flops(sub: argparse._SubParsersAction) -> None:
                  "counts. KEY=VALUE overrides are model config keys (model. prefix optional), e.g. "
                  "prompt_generator=false aggregator=mit.")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="model config overrides")
-    p.add_argument("--variant", action="append", help="model variant (repeatable; default: every registered one)")
-    p.add_argument("--backbone", default="ViT-B-32", help="backbone name (open_clip's, or the suite's ILA-mini-*)")
-    p.add_argument("--frames", type=int, default=8, help="frames per view")
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help="model variant (repeatable; default: every registered one)")
+    p.add_argument("--backbone", default="ViT-B-32", metavar="NAME",
+                   help="backbone name (open_clip's, or the suite's ILA-mini-*)")
+    p.add_argument("--frames", type=int, default=8, metavar="N", help="frames per view")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(func=_run_flops)
 
@@ -147,11 +164,15 @@ def _run_flops(args: argparse.Namespace) -> int:
 
 
 def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    what = {"train": "The resolved config, train.log, checkpoints and (unless --skip-eval) metrics go to the run's "
+                     "directory, output_dir (default: results/runs/default). An interrupted training resumes from its "
+                     "last checkpoint.",
+            "evaluate": "Evaluates the run's last checkpoint (or --checkpoint) on the validation split's "
+                        "deterministic views and writes metrics.json and evaluate.log in the run's directory, "
+                        "output_dir (default: results/runs/default)."}
     for name, summary in (("train", "train a run, then evaluate it"), ("evaluate", "evaluate a run's checkpoint")):
-        p = _command(sub, name, summary, f"{summary[0].upper() + summary[1:]}. The run's directory is output_dir "
-                     "(default: results/runs/<name>), where the resolved config, logs, checkpoints and metrics go. "
-                     "An interrupted training resumes from its last checkpoint. For several GPUs: torchrun "
-                     f"--nproc_per_node N -m ila.cli {name} ...")
+        p = _command(sub, name, summary, f"{summary[0].upper() + summary[1:]}. {what[name]} For several GPUs: "
+                     f"torchrun --nproc_per_node N -m ila.cli {name} ...")
         _add_config(p)
         _add_no_progress(p)
         if name == "train":
@@ -176,12 +197,15 @@ def _load(args: argparse.Namespace):
     if config and "=" in config and not config.endswith((".yaml", ".yml")):
         config, overrides = None, [config, *overrides]
     cfg = load_run_config(config, overrides)
-    root = Path(cfg.data.root)
+    from ila.paths import resolve_root
+
+    root = resolve_root(cfg.data.root)  # where the dataset is read from: relative to ILA_ROOT when that is set
     if not (root / cfg.data.labels).exists():
         preset = root.name.removeprefix("synth-")
-        build = (f"ila synth --preset {preset} --out {root}" if root.name.startswith("synth-") and preset in PRESETS
-                 else f"ila data lists --dataset kinetics400|ssv2 --root {root}")
-        raise UserError(f"{root / cfg.data.labels}: not found (data.root={cfg.data.root}); build the dataset first: "
+        build = (f"ila synth --preset {preset} --out {cfg.data.root}"
+                 if root.name.startswith("synth-") and preset in PRESETS
+                 else f"ila data lists --dataset kinetics400|ssv2 --root {cfg.data.root}")
+        raise UserError(f"{cfg.data.root}/{cfg.data.labels}: not found (data.root); build the dataset first: "
                         f"{build}, or run the workflow (snakemake --cores all results/table4.csv), or set data.root")
     return cfg
 
@@ -264,11 +288,11 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
                    help="the suite's backbone to pretrain (open_clip's come pretrained: ila fetch-weights)")
     p.add_argument("--objective", choices=["contrastive", "supervised"], default="contrastive",
                    help="CLIP's loss on the captions, or one-hot labels (each caption a class) for the image tower")
-    p.add_argument("--steps", type=int, default=400, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=128, help="image-caption pairs per step")
-    p.add_argument("--pool-size", type=int, default=8192, help="distinct pairs drawn from")
+    p.add_argument("--steps", type=int, metavar="N", default=400, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, metavar="N", default=128, help="image-caption pairs per step")
+    p.add_argument("--pool-size", type=int, metavar="N", default=8192, help="distinct pairs drawn from")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine schedule, 5%% warm-up)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pairs and the initialisation")
+    p.add_argument("--seed", type=int, metavar="N", default=0, help="seed of the pairs and the initialisation")
     _add_workers(p, "CPU threads")
     _add_no_progress(p)
     p.set_defaults(func=_run_pretrain)
@@ -334,7 +358,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
     p = _command(sub, "data", "fetch, extract, re-encode and list a real dataset (Kinetics-400, SSv2)",
                  "The steps the workflow's data rules run, one at a time. Layout under --root: downloads/<split>/, "
-                 "videos/<split>/, videos_s<N>/<split>/, train.txt, val.txt, labels.csv.")
+                 "videos/<split>/, videos_s<N>/<split>/, train.txt, val.txt, labels.csv. Each step's options: ila "
+                 "data STEP --help.")
     steps = p.add_subparsers(dest="step", required=True, metavar="STEP", parser_class=_Parser)
     datasets = ("kinetics400", "ssv2")
 
@@ -487,20 +512,40 @@ class _OwnLogLines(logging.Filter):
 def _log_handler(verbose: bool) -> logging.Handler:
     """The command's stderr log handler, on the root logger for as long as the command runs (not basicConfig: a
     caller such as a test session keeps its own handlers)."""
+    import os
+
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if not verbose:
         handler.addFilter(_OwnLogLines())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun one rank speaks for all; the others only warn
+        handler.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(handler)
     return handler
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """argparse reads a command's KEY=VALUE overrides only before its first option; users also write them after
+    (``ila train run.yaml --no-progress train.steps=10``), so leftovers of that form join the overrides."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            command = parser._subparsers._group_actions[0].choices[args.command]
+            if getattr(args, "step", None):
+                command = command._subparsers._group_actions[0].choices[args.step]
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     from ila.progress import set_progress
 
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
+    root_logger, level = logging.getLogger(), logging.getLogger().level
+    root_logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     handler = _log_handler(args.verbose)
     set_progress(not getattr(args, "no_progress", False))
     kinds = _user_errors()
@@ -516,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         set_progress(True)
-        logging.getLogger().removeHandler(handler)
+        root_logger.removeHandler(handler)
+        root_logger.setLevel(level)
 
 
 if __name__ == "__main__":

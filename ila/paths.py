@@ -17,6 +17,12 @@ def project_root() -> Path:
     return Path(os.environ.get("ILA_ROOT", os.getcwd())).resolve()
 
 
+def resolve_root(root: str | Path) -> Path:
+    """A dataset's root as the suite reads it: relative paths are relative to the project root."""
+    root = Path(root)
+    return root if root.is_absolute() else project_root() / root
+
+
 def data_dir() -> Path:
     """Generated or downloaded datasets."""
     return project_root() / "data"

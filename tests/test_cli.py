@@ -1,3 +1,9 @@
+import json
+import logging
+
+import pytest
+
+from ila import __version__
 from ila.cli import main
 from ila.data.annotations import read_labels, read_video_list
 
@@ -39,12 +45,6 @@ def test_annotation_errors_are_one_tidy_line(tiny_copy, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- the command line's conventions
-import json  # noqa: E402
-
-import pytest  # noqa: E402
-
-from ila import __version__  # noqa: E402
-
 
 def _custom_synth(root):
     """A directory made by `ila synth` with a spec other than the tiny preset's (only its synth.json matters)."""
@@ -135,6 +135,8 @@ def test_version_and_help_of_every_command(capsys):
             assert action.help, f"ila {name} {action.option_strings or action.dest}: no help text"
     assert "(default: ViT-B-32)" in commands["flops"].format_help()
     assert "(default: 4)" in data_steps["download"].format_help()
+    assert "(default: 0)" in commands["pretrain-clip"].format_help()  # a zero is a default worth showing
+    assert "(default: True)" not in commands["train"].format_help()  # --no-resume has no value to show
 
 
 # The one name for each convention, on every command that has the thing it names.
@@ -200,3 +202,36 @@ def test_help_does_not_import_torch():
     code = "import sys, ila.cli; ila.cli.build_parser(); print(sorted({'torch', 'av', 'mlflow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_overrides_may_follow_options_and_workers_must_be_positive(capsys):
+    from ila.cli import _parse
+
+    args = _parse(["train", "run.yaml", "--no-progress", "train.steps=10", "seed=1"])
+    assert args.config == "run.yaml" and args.overrides == ["train.steps=10", "seed=1"] and args.no_progress
+    assert _parse(["flops", "--variant", "ila", "aggregator=mit", "--json", "head=linear"]).overrides == [
+        "aggregator=mit", "head=linear"]
+    for argv in (["synth", "--workers", "0"], ["emd", "--workers", "-1"], ["flops", "--variant", "ila", "--bogus"]):
+        with pytest.raises(SystemExit) as exited:
+            _parse(argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and len(err.strip().splitlines()) == 1 and f"ila {argv[0]} --help" in err
+
+
+def test_logging_is_restored_and_only_rank_zero_speaks(monkeypatch):
+    """A command leaves the root logger as it found it (the tests call main() in one process), and under torchrun
+    the other ranks' terminal output is warnings only (every rank logging each step N times over is noise)."""
+    from ila.cli import _log_handler
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    assert main(["-v", "flops", "--variant", "baseline", "--backbone", "ILA-mini-32"]) == 0
+    assert root.level == level and root.handlers == handlers
+    monkeypatch.setenv("RANK", "1")
+    handler = _log_handler(False)
+    root.removeHandler(handler)
+    assert handler.level == logging.WARNING
+    monkeypatch.setenv("RANK", "0")
+    handler = _log_handler(False)
+    root.removeHandler(handler)
+    assert handler.level == logging.NOTSET

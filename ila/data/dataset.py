@@ -23,7 +23,7 @@ from ila.data.annotations import ClassInfo, VideoRecord, read_labels, read_video
 from ila.data.readers import FrameCache, VideoDecodeError, open_video, resolve_backend
 from ila.data.sampling import eval_indices, train_indices
 from ila.data.transforms import EvalTransform, TrainTransform, draw_photometric
-from ila.paths import project_root
+from ila.paths import resolve_root
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ class ClipKey(NamedTuple):
 def clip_seed(seed: int, epoch: int, index: int) -> int:
     """Seed of one training clip's randomness: independent of worker count, so runs resume exactly."""
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def resolve_root(root: str | Path) -> Path:
-    root = Path(root)
-    return root if root.is_absolute() else project_root() / root
 
 
 class VideoDataset(Dataset):

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from ila.config import RunConfig, to_dict
-from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches, resolve_root
+from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
 from ila.engine.distributed import DistInfo, all_gather_objects, all_reduce_sum
-from ila.paths import write_json
+from ila.paths import resolve_root, write_json
 from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
