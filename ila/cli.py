@@ -524,6 +524,13 @@ def _log_handler(verbose: bool) -> logging.Handler:
     return handler
 
 
+def subcommand_parser(parser: argparse.ArgumentParser, *words: str) -> argparse.ArgumentParser:
+    """The parser of ``ila WORD [WORD]`` (e.g. ``data``, ``download``): argparse keeps them only in private fields."""
+    for word in words:
+        parser = parser._subparsers._group_actions[0].choices[word]
+    return parser
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     """argparse reads a command's KEY=VALUE overrides only before its first option; users also write them after
     (``ila train run.yaml --no-progress train.steps=10``), so leftovers of that form join the overrides."""
@@ -533,10 +540,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = [*args.overrides, *extra]
         else:
-            command = parser._subparsers._group_actions[0].choices[args.command]
-            if getattr(args, "step", None):
-                command = command._subparsers._group_actions[0].choices[args.step]
-            command.error(f"unrecognized arguments: {' '.join(extra)}")
+            words = [args.command, *([args.step] if getattr(args, "step", None) else [])]
+            subcommand_parser(parser, *words).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
 
 

@@ -117,14 +117,14 @@ def test_every_user_error_is_one_line_with_the_fix_and_exit_2(case, tiny_dataset
 
 def test_version_and_help_of_every_command(capsys):
     """--version; every command and flag has a description; defaults are shown."""
-    from ila.cli import build_parser
+    from ila.cli import build_parser, subcommand_parser
 
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
     assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"ila {__version__}"
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices
-    data_steps = commands["data"]._subparsers._group_actions[0].choices
+    commands = subcommand_parser(parser)._subparsers._group_actions[0].choices
+    data_steps = subcommand_parser(parser, "data")._subparsers._group_actions[0].choices
     every = {**{name: p for name, p in commands.items() if name != "data"},
              **{f"data {name}": p for name, p in data_steps.items()}}
     assert {"synth", "flops", "train", "evaluate", "emd", "pretrain-clip", "tracking-init", "fetch-weights",
@@ -145,11 +145,9 @@ BARS = {"synth", "train", "evaluate", "emd", "pretrain-clip", "data download", "
 
 
 def _options(command: str) -> set[str]:
-    from ila.cli import build_parser
+    from ila.cli import build_parser, subcommand_parser
 
-    parser = build_parser()
-    for word in command.split():
-        parser = parser._subparsers._group_actions[0].choices[word]
+    parser = subcommand_parser(build_parser(), *command.split())
     return {s for a in parser._actions for s in a.option_strings}
 
 

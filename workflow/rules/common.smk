@@ -141,12 +141,12 @@ def print_results_summary(started):
     done): the tables and figures it wrote, and what to open next."""
     import os
 
-    from ila.workflow_summary import summary_lines, written_results
+    from ila.workflow_summary import DEFAULT_MLFLOW_URI, summary_lines, written_results
 
     if started is None:
         return
     tables, figures = written_results(Path("results"), started)
-    uri = config.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    uri = config.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI
     # As given on the command line where that was under the working directory, else absolute.
     configfiles = [f if os.path.relpath(f).startswith("..") else os.path.relpath(f)
                    for f in map(os.path.abspath, workflow.config_settings.configfiles)]
