@@ -64,8 +64,10 @@ def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str
         uri = "" if mlflow_uri == DEFAULT_MLFLOW_URI else f" --uri {shlex.quote(mlflow_uri)}"
         lines.append(f"  its runs in MLflow: ila compare {table}{uri} (start the UI first: mlflow ui "
                      f"--backend-store-uri {shlex.quote(mlflow_uri)})")
-    # Targets before --configfile: Snakemake reads every word after it as another config file.
-    config = "".join(f" --configfile {shlex.quote(str(c))}" for c in configfiles)
+    # One --configfile with every file after it, and the targets before it: Snakemake reads every word after
+    # --configfile as a config file, and a second --configfile replaces the first (`--configfile A --configfile B`
+    # is B alone).
+    config = "".join([" --configfile", *(f" {shlex.quote(str(c))}" for c in configfiles)]) if configfiles else ""
     lines.append(f"  every table: snakemake --cores all tables{config} (and every figure: snakemake --cores all"
                  f"{config})")
     return lines

@@ -153,6 +153,22 @@ def test_summary_says_what_was_written_and_what_to_open_next():
     assert "ila compare table4 --uri sqlite:///m.db (start" in "\n".join(summary_lines(tables, [], "sqlite:///m.db"))
 
 
+def test_the_suggested_command_keeps_every_config_file():
+    """Parsed by Snakemake's own argument parser, the printed command keeps the profile and its overlay (a second
+    --configfile would replace the first: the paper profile would silently be dropped)."""
+    import shlex
+
+    from snakemake.cli import get_argument_parser
+
+    files = ["workflow/config/paper-k400.yaml", "workflow/config/rehearsal.yaml", "my overlay.yaml"]
+    line = next(x for x in summary_lines([], [], "sqlite:///mlflow.db", files) if "every table:" in x)
+    for command in (line.split("every table: ")[1].split(" (and every figure: ")[0],
+                    line.split("(and every figure: ")[1].rstrip(")")):
+        args = get_argument_parser().parse_args(shlex.split(command)[1:])
+        assert [str(f) for f in args.configfile] == files, command
+        assert list(args.targets) == (["tables"] if " tables " in command else [])
+
+
 def test_a_run_that_ran_jobs_prints_the_listing(tmp_path):
     """Wired to Snakemake's onsuccess: a real run of one cheap job (a row's run config) prints it."""
     res = snakemake("--cores", "1", "results/table4/baseline/seed0/run.yaml", "--configfile",
