@@ -358,7 +358,8 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
     run.model.train()
     meter = _run_steps(run, tracker, bar)
     bar.close()
-    summary = meter.summary(run.step)
+    # The precision the steps actually ran in (train.precision 'auto' resolves by device): bf16 autocast or fp32.
+    summary = {**meter.summary(run.step), "train_precision": "bf16" if run.autocast_dtype == torch.bfloat16 else "fp32"}
     if info.is_main:
         (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not run_eval:
