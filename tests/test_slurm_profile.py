@@ -1,7 +1,7 @@
 """The SLURM profile (workflow/profiles/slurm) against snakemake-executor-plugin-slurm: a lint of its keys (Snakemake
 options, the plugin's resources, rules of this workflow, GPUs only where a rule needs them), dry runs of the paper
-profile (one GPU per job, and eight ranks under torchrun in one job), and a real submission through fake SLURM
-commands that run each job at once on this machine.
+profile (one GPU per job, and eight ranks under torchrun in one job), and real submissions through fake SLURM
+commands that run each job at once on this machine (among them a train_row job with 2 ranks under torchrun).
 
 The lint needs neither SLURM nor the plugin, except for the resource names the plugin knows, which are read from its
 installed source (never from a list kept here); that check and the rest skip, saying so, without the plugin on Python
@@ -318,14 +318,11 @@ elif cmd == "srun":  # run the job step's command here
 FAKE_COMMANDS = ["sbatch", "sacct", "squeue", "scancel", "sinfo", "scontrol", "sacctmgr", "sshare", "srun"]
 
 
-@needs_plugin
-@pytest.mark.slow
-def test_submission_through_fake_slurm(tmp_path):
-    """The profile (with an account filled in) drives the plugin end to end: sbatch gets partition, account, time,
-    memory and CPUs for a CPU job (the MLflow store) and --gpus for a GPU job (Table 9's latency, run here on the
-    CPU with the smoke config); inside each job the jobstep executor runs srun, and sacct reports completion."""
-    bindir, state, work = tmp_path / "bin", tmp_path / "slurm", tmp_path / "work"
-    for d in (bindir, state, work):
+def _fake_slurm(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """The fake SLURM commands first on PATH and a copy of the profile with an account filled in: (the copy, the
+    directory where the fake commands record their calls, the environment to run Snakemake in)."""
+    bindir, state = tmp_path / "bin", tmp_path / "slurm"
+    for d in (bindir, state):
         d.mkdir()
     script = bindir / "fake_slurm.py"
     script.write_text(FAKE_SLURM.format(python=sys.executable))
@@ -337,21 +334,46 @@ def test_submission_through_fake_slurm(tmp_path):
     config = yaml.safe_load((profile / "config.yaml").read_text())
     config["default-resources"]["slurm_account"] = "ila_test"
     (profile / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-
     env = workflow_env(FAKE_SLURM_DIR=str(state), FAKE_SLURM_ACCOUNTS="ila_test")
     env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"
-    res = snakemake("--profile", str(profile), "--configfile", str(CONFIGS / "smoke.yaml"),
-                     "--config", f"mlflow_uri=sqlite:///{work / 'mlflow.db'}",
-                     "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "1",
-                     "results/.mlflow/table4.initialized", "results/latency/table9.json", cwd=work, env=env)
+    return profile, state, env
+
+
+def _run_through_fake_slurm(profile: Path, work: Path, env: dict[str, str], targets: list[str],
+                            configfiles: tuple[Path, ...] = (), options: tuple[str, ...] = ()):
+    """Snakemake with the profile on the smoke config (and ``configfiles`` merged into it) for ``targets``; fails,
+    showing the jobs' SLURM logs, unless it succeeds."""
+    res = snakemake("--profile", str(profile), "--configfile", str(CONFIGS / "smoke.yaml"), *map(str, configfiles),
+                    "--config", f"mlflow_uri=sqlite:///{work / 'mlflow.db'}",
+                    "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "1", *options, *targets,
+                    cwd=work, env=env)
     logs = "\n".join(p.read_text()[-2000:] for p in sorted((work / ".snakemake").rglob("slurm_logs/**/*.log")))
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:] + logs
-    assert (work / "results/.mlflow/table4.initialized").is_file()
-    assert set(json.loads((work / "results/latency/table9.json").read_text())["ms_per_clip"])
+    return res
 
+
+def _recorded_calls(state: Path) -> tuple[list[dict], dict[str, list[str]]]:
+    """Every call of a fake SLURM command, and rule_<name> -> the arguments of its (last) sbatch submission."""
     calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
     sbatch = {re.search(r"--comment (rule_\w+?)(_wildcards|$)", " ".join(c["args"])).group(1): c["args"]
               for c in calls if c["cmd"] == "sbatch"}
+    return calls, sbatch
+
+
+@needs_plugin
+@pytest.mark.slow
+def test_submission_through_fake_slurm(tmp_path):
+    """The profile (with an account filled in) drives the plugin end to end: sbatch gets partition, account, time,
+    memory and CPUs for a CPU job (the MLflow store) and --gpus for a GPU job (Table 9's latency, run here on the
+    CPU with the smoke config); inside each job the jobstep executor runs srun, and sacct reports completion."""
+    profile, state, env = _fake_slurm(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    _run_through_fake_slurm(profile, work, env, ["results/.mlflow/table4.initialized", "results/latency/table9.json"])
+    assert (work / "results/.mlflow/table4.initialized").is_file()
+    assert set(json.loads((work / "results/latency/table9.json").read_text())["ms_per_clip"])
+
+    calls, sbatch = _recorded_calls(state)
     assert set(sbatch) == {"rule_mlflow_init", "rule_latency"}, sbatch.keys()
     for _rule, args in sbatch.items():
         line = " ".join(a for a in args if not a.startswith("--wrap="))
@@ -367,3 +389,56 @@ def test_submission_through_fake_slurm(tmp_path):
     assert any("--gpus=1" in s and "--cpus-per-gpu=16" in s for s in srun), srun
     assert any("--cpus-per-task=1" in s and "--gpus" not in s for s in srun), srun
     assert any(c["cmd"] == "sacct" and "--format=JobIdRaw,State" in c["args"] for c in calls)
+
+
+@needs_plugin
+@pytest.mark.slow
+def test_multi_rank_train_row_through_fake_slurm(tmp_path):
+    """gpus_per_job 2 (the profile's comment, on the smoke config): one train_row job is submitted as `sbatch
+    --gpus=2` on one node, its job step runs torchrun with 2 ranks (gloo on this CPU), and the run it trains says
+    so: world size 2 in MLflow, a checkpoint the suite loads, train.done. The row's inputs (data, mini-CLIP, run
+    config, MLflow store) are made beforehand without SLURM, so that only the training goes through the plugin."""
+    from mlflow.tracking import MlflowClient
+
+    from ila.engine import checkpoint as ckpt
+
+    profile, state, env = _fake_slurm(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    ranks = tmp_path / "2ranks.yaml"
+    ranks.write_text("gpus_per_job: 2\npretrain: {steps: 1, batch_size: 2}\n")  # the fewest pretraining steps
+    target, run_dir = "results/table4/baseline/seed0/train.done", work / "results/table4/baseline/seed0"
+    # (--until, not --omit-from train_row: Snakemake then falls back to the default target, the whole workflow.)
+    prep = snakemake("--cores", "2", "--configfile", str(CONFIGS / "smoke.yaml"), str(ranks), "--config",
+                     f"mlflow_uri=sqlite:///{work / 'mlflow.db'}", "--until", "synth_dataset", "pretrain_mini_clip",
+                     "row_config", "mlflow_init", "--", target, cwd=work)
+    assert prep.returncode == 0, prep.stderr[-4000:]
+    assert not (work / target).exists() and not (run_dir / "checkpoints").exists()
+    _run_through_fake_slurm(profile, work, env, [target], (ranks,),
+                            ("--printshellcmds", "--slurm-keep-successful-logs"))
+
+    calls, sbatch = _recorded_calls(state)
+    assert set(sbatch) == {"rule_train_row"}, f"submitted more than the training (a new input rule?): {sbatch.keys()}"
+    args = sbatch["rule_train_row"]
+    line = " ".join(a for a in args if not a.startswith("--wrap="))
+    assert "-p gpu" in line and "-A ila_test" in line and "--nodes=1" in line, line
+    assert "--gpus=2" in line and "--cpus-per-gpu=8" in line, line
+    assert "--cpus-per-task" not in line and "--ntasks" not in line and "--gres" not in line, line
+    [srun] = [" ".join(c["args"]) for c in calls if c["cmd"] == "srun"]
+    assert "--gpus=2" in srun and "--cpus-per-gpu=8" in srun and "train_row:" in srun, srun
+    # The job's own log (sbatch --output, kept): its Snakemake ran the rule's shell command under torchrun.
+    out = Path(args[args.index("--output") + 1])
+    [job_log] = out.parent.glob(out.name.replace("%j", "*"))
+    job_out = job_log.read_text()
+    assert "Shell command: torchrun --standalone --nproc_per_node 2 -m ila.cli train " in job_out, job_out[-3000:]
+
+    # The training: both ranks joined one process group (rank 0 records its size), the last step checkpointed.
+    steps = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())["run"]["train"]["steps"]
+    train_log = (work / "results/logs/table4/baseline/seed0.train.log").read_text()
+    assert f"step {steps}/{steps} (100%)" in train_log, train_log[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    tags = client.get_run((run_dir / "mlflow_run_id").read_text().strip()).data.tags
+    assert tags["world_size"] == "2", tags
+    saved = ckpt.load(run_dir / "checkpoints" / "last.pt")
+    assert saved["step"] == steps and saved["model"], sorted(saved)
+    assert (work / target).is_file()
