@@ -41,7 +41,7 @@ include: "workflow/rules/figures.smk"
 # The tables only: `snakemake --cores all tables` (those of `tables` with rows on the profile's dataset).
 rule tables:
     input:
-        expand("results/{table}.{ext}", table=profile_tables(), ext=["csv", "md"]),
+        expand(in_results("{table}.{ext}"), table=profile_tables(), ext=["csv", "md"]),
 
 
 # Everything: every table of `tables` and every figure (`snakemake --cores all`), what the report shows.
@@ -62,3 +62,7 @@ onstart:
 
 onsuccess:
     print_results_summary(RUN_STARTED.get("t"))
+
+
+onerror:
+    print_results_summary(RUN_STARTED.get("t"), failed=True)

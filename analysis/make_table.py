@@ -35,19 +35,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latency", help="the table's latency measurement (JSON from benchmarks/latency.py --json)")
     p.add_argument("--mlflow-uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not attach the table to its MLflow experiment")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="an MLflow tag of the table's run besides profile and dataset (a rehearsal's: rehearsal=true)")
+    p.add_argument("--skip", action="append", default=[], metavar="ROW=WHY",
+                   help="a row left out (a rehearsal's rehearsal.skip), named in the table's notes with why")
     args = p.parse_args(argv)
     table = load_table(args.table)
     if table.latency and not args.latency:
         p.error(f"{args.table} has a latency column: pass --latency <the latency rule's JSON>")
     latency = json.loads(Path(args.latency).read_text()) if args.latency else None
-    result = collect(table, Path(args.runs), args.profile, args.dataset, args.seeds, latency, args.dataset_kind)
+    skipped = dict(item.split("=", 1) for item in args.skip)
+    result = collect(table, Path(args.runs), args.profile, args.dataset, args.seeds, latency, args.dataset_kind,
+                     skipped)
     write_csv(result, Path(args.csv))
     write_markdown(result, Path(args.md), args.profile, args.dataset)
     print(f"wrote {args.csv} and {args.md} ({len(result.rows)} rows run, {len(result.cited)} cited)")
     if not args.no_mlflow:
         from ila.engine.tracking import log_table
 
-        run_id = log_table(table.table, [args.csv, args.md], {"profile": args.profile, "dataset": args.dataset},
+        tags = {"profile": args.profile, "dataset": args.dataset, **dict(t.split("=", 1) for t in args.tag)}
+        run_id = log_table(table.table, [args.csv, args.md], tags,
                            args.mlflow_uri, runs=result.runs, shared_runs=result.shared_runs)
         print(f"attached them to MLflow run {run_id} in experiment {table.table!r}")
 

@@ -85,12 +85,16 @@ class DataConfig:
     frame_cache_mb: int = 0
     # Fraction of unreadable or missing videos tolerated before loading fails.
     max_bad_fraction: float = 0.01
+    # At most this many videos of each class from each split's list (the first in list order; null: all of them):
+    # the rehearsal's few videos per class from the real lists (workflow/config/rehearsal.yaml).
+    train_per_class: int | None = None
+    val_per_class: int | None = None
     batch_size: int = 8
     num_workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self, where: str = "data") -> None:
-        for name in ("num_frames", "input_size", "test_clips", "batch_size"):
+        for name in ("num_frames", "input_size", "test_clips", "batch_size", "train_per_class", "val_per_class"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected a positive integer, got {getattr(self, name)}")
         for name in ("num_workers", "frame_cache_mb"):

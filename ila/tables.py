@@ -220,14 +220,18 @@ def paper_cost_key(table: Table, row: Row) -> str:
 
 
 def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[int],
-            latency: dict | None = None, dataset_kind: str | None = None) -> TableResult:
-    """Every available row's numbers on ``dataset_kind`` (None: every row); ``latency`` is what
-    :func:`ila.latency.measure_table` wrote for the table."""
+            latency: dict | None = None, dataset_kind: str | None = None,
+            skipped: dict[str, str] | None = None) -> TableResult:
+    """Every available row's numbers on ``dataset_kind`` (None: every row) but the ``skipped`` ones (row -> why, a
+    rehearsal's: named in the notes, compared with nothing); ``latency`` is what :func:`ila.latency.measure_table`
+    wrote for the table."""
     primary = primary_measure(table)
-    available = table.available_rows(dataset_kind)
+    skipped = skipped or {}
+    available = [row for row in table.available_rows(dataset_kind) if row.id not in skipped]
     ref = table.reference_row(dataset_kind)
     if ref not in available:
-        raise ValueError(f"{table.path}: reference row {ref.id!r} has no implemented variant")
+        raise ValueError(f"{table.path}: reference row {ref.id!r} has no implemented variant"
+                         + (" or is skipped" if ref.id in skipped else ""))
     outcome, scale = PRIMARY_MEASURES[primary]
     with_emd = primary == "emd"
     metrics = {row.id: load_seed_metrics(runs, row, seeds, with_emd) for row in available}
@@ -239,6 +243,7 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     gains: dict[str, np.ndarray] = {}  # rows compared with a reference of their own: their gain over it
     for row in available:
         per_seed, other = metrics[row.id], table.reference_of(row, dataset_kind)
+        other = row if other.id in skipped else other
         out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, "seeds": len(seeds),
                "profile": profile, "dataset": dataset, "train_steps": per_seed[0].get("train_steps"),
                "run_table": row.run_table or table.table, **_run_setup(row_runs_dir(runs, row) / f"seed{seeds[0]}"),
@@ -264,6 +269,7 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         if row.run_table:
             result.shared_runs += list(ids.values())
         result.notes += _row_notes(row, at_paper)
+    result.notes += [f"{table.row(row_id).name}: skipped in this rehearsal ({why})." for row_id, why in skipped.items()]
     for row in table.pending_rows(dataset_kind):
         result.notes.append(f"{row.name}: not run — its method arrives with {row.requires or 'a later issue'}.")
     result.cited = [{"id": r.id, "row": r.name, "source": f"cited {r.cited}",

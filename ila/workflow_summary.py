@@ -41,7 +41,7 @@ def _listing(label: str, paths: Sequence[str]) -> list[str]:
 
 
 def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str,
-                  configfiles: Sequence[str] = ()) -> list[str]:
+                  configfiles: Sequence[str] = (), results_dir: str = "results") -> list[str]:
     """At most 9 lines: what the run wrote under results/ (a table as ``table4.{csv,md}``, a figure by its name),
     then what to open next: the first table's Markdown, its runs in MLflow (``ila compare``), and the targets that
     build every table (``tables``) and everything (the default target)."""
@@ -51,7 +51,8 @@ def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str
         exts = [e for e in ("csv", "md") if f"{stem}.{e}" in tables]
         name = Path(stem).name
         grouped.append(f"{name}.{exts[0]}" if len(exts) == 1 else f"{name}.{{{','.join(exts)}}}")
-    lines = ["ILA: this run wrote, under results/:" if grouped or figures else "ILA: this run wrote no table or figure"]
+    lines = [f"ILA: this run wrote, under {results_dir}/:" if grouped or figures
+             else "ILA: this run wrote no table or figure"]
     if grouped:
         lines += _listing("tables", grouped)
     if figures:

@@ -57,20 +57,21 @@ def _tar_gz(path: Path, members: dict[str, bytes]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def build_mini_k400(server_root: Path, work: Path) -> dict:
-    """Write the mirror's files under ``server_root``; return what a correct preparation must find."""
+def build_mini_k400(server_root: Path, work: Path, size=(144, 96), frames: int = 8, labels=K400_LABELS) -> dict:
+    """Write the mirror's files under ``server_root`` (clips of ``size`` pixels, width x height, and ``frames``
+    frames, 2 training and 1 validation clip of each of ``labels``); return what a correct preparation must find."""
     work.mkdir(parents=True, exist_ok=True)
     rows = {"train": [], "val": []}
     clips = {"train": {}, "val": {}}
     seed = 0
     for split, per_class in (("train", 2), ("val", 1)):
-        for label in K400_LABELS:
+        for label in labels:
             for i in range(per_class):
                 seed += 1
                 ytid = f"-{seed:03d}ab_cd{i}"[:11].ljust(11, "x")
                 start = 10 * seed
                 name = f"{ytid}_{start:06d}_{start + 10:06d}.mp4"
-                encode_clip(work / name, seed, size=(144, 96))
+                encode_clip(work / name, seed, size=size, frames=frames)
                 rows[split].append((label, ytid, start, start + 10, split))
                 clips[split][name] = (work / name).read_bytes()
     train_names = list(clips["train"])
@@ -101,7 +102,7 @@ def build_mini_k400(server_root: Path, work: Path) -> dict:
         (server_root / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")
     _tar_gz(server_root / "replacement_for_corrupted_k400.tgz",
             {f"replacement_for_corrupted_k400/{replaced}": good_replacement})
-    sorted_labels = sorted(K400_LABELS)
+    sorted_labels = sorted(labels)
     return {
         "labels": sorted_labels,
         "train_listed": len(rows["train"]),

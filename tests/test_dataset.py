@@ -2,6 +2,7 @@ import dataclasses
 import itertools
 import logging
 import shutil
+from collections import Counter
 
 import pytest
 import torch
@@ -337,3 +338,16 @@ def test_decoding_on_the_device_needs_device_augmentation_and_names_the_missing_
                         lambda name, *a: None if name == "torchcodec" else real_find_spec(name, *a))
     with pytest.raises(RuntimeError, match=r"torchcodec.*not installed.*ila-repro\[torchcodec\]"):
         VideoDataset(dataclasses.replace(data_cfg, augment_on="device", decode_on="device"), "train")
+
+
+def test_per_class_subset_takes_the_first_videos_of_each_class(data_cfg):
+    """data.train_per_class / val_per_class (the rehearsal's few videos per class): the first of each class in list
+    order, the same on every run; null keeps the whole list."""
+    whole = VideoDataset(data_cfg, "train")
+    few = VideoDataset(dataclasses.replace(data_cfg, train_per_class=1, val_per_class=2), "train")
+    expected = [next(r for r in whole.records if r.label == c) for c in sorted({r.label for r in whole.records})]
+    assert sorted(few.records, key=lambda r: r.label) == expected and len(few) < len(whole)
+    val = VideoDataset(dataclasses.replace(data_cfg, val_per_class=2), "val")
+    assert max(Counter(r.label for r in val.records).values()) == 2
+    with pytest.raises(ConfigError, match="data.val_per_class: expected a positive integer"):
+        dataclasses.replace(data_cfg, val_per_class=0).validate()

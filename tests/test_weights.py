@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from fake_weights import module_tree, write_openai_archive
 from loopback import LoopbackServer
 
 from ila.data.download import DownloadError, sha256_of
@@ -42,24 +43,11 @@ def weights_server(tmp_path):
     torch.save(model.state_dict(), served / "mini.pt")
     # OpenAI ships TorchScript archives whose modules carry the CLIP state dict's names: a scripted module tree with
     # the same names stands for one.
-    torch.jit.save(torch.jit.script(_module_tree(model.state_dict())), served / "openai-format.pt")
+    torch.jit.save(torch.jit.script(module_tree(model.state_dict())), served / "openai-format.pt")
     (served / "junk.pt").write_bytes(b"not a checkpoint")
     (served / "known.bin").write_bytes(KNOWN_BYTES)
     with LoopbackServer(served) as server:
         yield server, model, served
-
-
-def _module_tree(state):
-    root = torch.nn.Module()
-    for key, value in state.items():
-        *path, leaf = key.split(".")
-        module = root
-        for name in path:
-            if not hasattr(module, name):
-                module.add_module(name, torch.nn.Module())
-            module = getattr(module, name)
-        module.register_buffer(leaf, value.clone())
-    return root
 
 
 def test_the_hash_of_known_bytes_is_their_known_sha256(tmp_path):
@@ -168,3 +156,24 @@ def test_cli_unknown_tag_is_a_clear_error(tmp_path):
                          env={"HF_HUB_OFFLINE": "1", "PATH": ""})
     assert res.returncode == 2 and "no pretrained weights 'nope' for 'ViT-B-32'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_a_vit_b32_from_a_mirror_is_verified_converted_and_loaded(tmp_path):
+    """The paper's ViT-B/32 at full size: a random one in OpenAI's TorchScript layout (fp16), served by a mirror with
+    its sha256 (the config's `weights:` entry), is fetched, converted to a plain state dict and loads into the video
+    model as OpenAI's file would."""
+    from ila.models.factory import create_model
+
+    state, digest = write_openai_archive(tmp_path / "mirror" / "ViT-B-32.pt", "ViT-B-32-quickgelu")
+    out = tmp_path / "resources" / "weights" / "ViT-B-32-quickgelu-openai.pt"
+    with LoopbackServer(tmp_path / "mirror") as server:
+        with pytest.raises(DownloadError, match="does not match the expected"):
+            fetch_weights("ViT-B-32-quickgelu", "openai", out, url=f"{server.url}/ViT-B-32.pt", sha256="0" * 64)
+        fetch_weights("ViT-B-32-quickgelu", "openai", out, url=f"{server.url}/ViT-B-32.pt", sha256=digest)
+    stored = torch.load(out, weights_only=True)
+    assert stored.keys() == state.keys() and len(state) > 150
+    assert all(torch.equal(stored[k].half(), v.half()) for k, v in state.items())
+    model = create_model({"variant": "ila", "backbone": "ViT-B-32-quickgelu", "pretrained": str(out)}, ["a", "b"])
+    tower = model.state_dict()
+    assert torch.equal(tower["clip.visual.conv1.weight"].half(), state["visual.conv1.weight"])

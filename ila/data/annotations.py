@@ -133,6 +133,20 @@ def read_video_list(path: str | Path, num_classes: int, root: str | Path | None 
     return records
 
 
+def first_per_class(records: list[VideoRecord], limit: int | None) -> list[VideoRecord]:
+    """The first ``limit`` records of each class, in list order (all of them for None): a subset that is the same on
+    every run and every rank, and that a longer list extends rather than reshuffles."""
+    if limit is None:
+        return records
+    taken: dict[int, int] = {}
+    kept = []
+    for rec in records:
+        if taken.get(rec.label, 0) < limit:
+            taken[rec.label] = taken.get(rec.label, 0) + 1
+            kept.append(rec)
+    return kept
+
+
 def write_video_list(path: str | Path, entries: list[tuple[str, int]]) -> None:
     with Path(path).open("w") as fh:
         for rel, label in entries:

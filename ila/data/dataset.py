@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
 
 from ila.config import ConfigError, DataConfig
-from ila.data.annotations import ClassInfo, VideoRecord, read_labels, read_video_list
+from ila.data.annotations import ClassInfo, VideoRecord, first_per_class, read_labels, read_video_list
 from ila.data.readers import FrameCache, VideoDecodeError, open_video, resolve_backend
 from ila.data.sampling import eval_indices, train_indices
 from ila.data.transforms import EvalTransform, TrainTransform, draw_photometric
@@ -75,6 +75,7 @@ class VideoDataset(Dataset):
         root = resolve_root(cfg.root)
         self.classes: list[ClassInfo] = read_labels(root / cfg.labels)
         listed = read_video_list(root / (cfg.train_list if split == "train" else cfg.val_list), len(self.classes), root)
+        listed = first_per_class(listed, cfg.train_per_class if split == "train" else cfg.val_per_class)
         self.flip_map = self._flip_map()
         self.num_listed = len(listed)
         self.bad: dict[str, str] = {}

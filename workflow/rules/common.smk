@@ -18,6 +18,17 @@ CONDA_ENV = "../envs/ila.yaml"
 ALL_CORES = 1024
 
 
+def RESULTS():
+    """Where runs, tables, figures, logs and benchmarks go (config `results_dir`): `results` for real runs, the
+    rehearsal's own directory for a rehearsal, so the two can never mix."""
+    return config["results_dir"]
+
+
+def in_results(path):
+    """A path under the results directory (rule inputs, outputs, logs and benchmarks)."""
+    return f"{RESULTS()}/{path}"
+
+
 def standalone_profile():
     """A profile given with --configfile stands alone: Snakemake would merge it into the embedded default (the
     Snakefile's configfile), and the default's mini-CLIP settings (a linear head, 40 alignment channels, a frame
@@ -50,6 +61,7 @@ def validate_config():
             message = f"expected a list of distinct non-negative integers (e.g. [0, 1, 2]), got {config['seeds']!r}"
         raise WorkflowError(f"config error: {key}: {message} (schema: {SCHEMA.relative_to(workflow.basedir)})")
     validate(config, str(SCHEMA))  # fills the schema's defaults
+    check_rehearsal_skips()
     missing = [t for t in config["tables"] if not (ABLATIONS / f"{t}.yaml").is_file()]
     if missing:
         raise WorkflowError(f"config error: tables: no ablation file for {missing} (expected ablations/<name>.yaml; "
@@ -136,21 +148,50 @@ def check_lists_dataset():
                             "set `run: {data: {hflip: \"on\"}}` if flipping never changes a class, or \"off\"")
 
 
-def print_results_summary(started):
+def rehearsal_skips():
+    """The rows a rehearsal leaves out, `<table>/<row>` -> why (none outside a rehearsal)."""
+    return config["rehearsal"]["skip"] if config["rehearsal"]["enabled"] else {}
+
+
+def skipped_rows(table):
+    """Rows of ``table`` that the rehearsal skips -> why: skipped by name, shared from a skipped run, or probing one."""
+    skips = rehearsal_skips()
+    return {row.id: skips[key] for row in table_spec(table).available_rows(dataset_kind())
+            for key in (f"{row.run_table or table}/{row.id}", row.probe) if key in skips}
+
+
+def check_rehearsal_skips():
+    """Each `rehearsal.skip` key names a row of an ablation file (a typo would silently skip nothing)."""
+    for key in config["rehearsal"]["skip"]:
+        table, _, row = key.partition("/")
+        if not (ABLATIONS / f"{table}.yaml").is_file() or row not in {r.id for r in table_spec(table).rows}:
+            raise WorkflowError(f"config error: rehearsal.skip: {key!r} names no row; expected <table>/<row>, e.g. "
+                                "table1/ila_l14_336_16f")
+
+
+def print_results_summary(started, failed=False):
     """After a run that executed jobs (Snakemake calls onsuccess neither on a dry run nor when nothing was to be
-    done): the tables and figures it wrote, and what to open next."""
+    done): the tables and figures it wrote, and what to open next; a rehearsal's summary first (also when it
+    failed): the jobs run, failed and skipped, and the seconds per job kind."""
     import os
 
+    from ila.rehearsal import rehearsal_summary
     from ila.workflow_summary import DEFAULT_MLFLOW_URI, summary_lines, written_results
 
     if started is None:
         return
-    tables, figures = written_results(Path("results"), started)
+    if config["rehearsal"]["enabled"]:
+        skipped = {f"{t}/{row}": why for t in config["tables"] for row, why in skipped_rows(t).items()}
+        skipped.update({f"figures/curves_{t}": "plots a skipped row" for t in config["tables"] if skipped_rows(t)})
+        print("\n".join(rehearsal_summary(Path(RESULTS()), started, skipped)))
+    if failed:
+        return
+    tables, figures = written_results(Path(RESULTS()), started)
     uri = config.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI
     # As given on the command line where that was under the working directory, else absolute.
     configfiles = [f if os.path.relpath(f).startswith("..") else os.path.relpath(f)
                    for f in map(os.path.abspath, workflow.config_settings.configfiles)]
-    print("\n".join(summary_lines(tables, figures, uri, configfiles)))
+    print("\n".join(summary_lines(tables, figures, uri, configfiles, RESULTS())))
 
 
 def table_spec(table):
@@ -198,7 +239,7 @@ def row_dataset_files(table, row_id):
 def probe_source(table, row_id, seed):
     """A probe row's source run: the run directory whose trained checkpoint it starts from (same seed)."""
     row = table_spec(table).row(row_id)
-    return f"results/{row.probe}/seed{seed}" if row.probe else None
+    return f"{RESULTS()}/{row.probe}/seed{seed}" if row.probe else None
 
 
 def probe_source_trained(wildcards):
@@ -250,6 +291,17 @@ def row_backbone(row=None, where="the profile"):
     return name, backbone_weights_file(name, tag=tag)
 
 
+def weights_source_args(wildcards):
+    """`ila fetch-weights`'s --url/--sha256 for weights the config sends to a source of its own (`weights:`, e.g. a
+    lab mirror); nothing for the others (their own source)."""
+    import shlex
+
+    source = config["weights"].get(f"{wildcards.backbone}-{wildcards.tag}")
+    if not source:
+        return ""
+    return f"--url {shlex.quote(source['url'])}" + (f" --sha256 {source['sha256']}" if "sha256" in source else "")
+
+
 def row_weights(table, row_id):
     """The weight file a row's jobs wait for (built by the pretraining or fetching rules), or None."""
     spec = table_spec(table)
@@ -268,6 +320,8 @@ def base_run_config(row=None, where="the profile"):
     if config.get("mlflow_uri"):
         run["tracking"]["uri"] = config["mlflow_uri"]
     run["tracking"]["tags"] = {"profile": config["profile"], "dataset": Path(run["data"]["root"]).name}
+    if config["rehearsal"]["enabled"]:  # also in a store of its own (the overlay's mlflow_uri)
+        run["tracking"]["tags"]["rehearsal"] = "true"
     return run
 
 
@@ -279,7 +333,7 @@ def row_config(wildcards):
         spec,
         row,
         config.get("operator_args", {}),
-        output_dir=f"results/{wildcards.table}/{wildcards.row}/seed{wildcards.seed}",
+        output_dir=f"{RESULTS()}/{wildcards.table}/{wildcards.row}/seed{wildcards.seed}",
         seed=int(wildcards.seed),
         probe_from=row.probe and f"{probe_source(wildcards.table, row.id, wildcards.seed)}/checkpoints/last.pt",
         probe_run=config["probe"]["run"],
@@ -290,8 +344,8 @@ def run_outputs(table, name):
     """One file per (row, seed) of a table: every seed of every implemented row. A row shared from another table
     (`from:` in the ablation file) is that table's run, trained once: its files live under that table."""
     return [
-        f"results/{row.run_table or table}/{row.id}/seed{seed}/{name}"
-        for row in table_spec(table).available_rows(dataset_kind())
+        f"{RESULTS()}/{row.run_table or table}/{row.id}/seed{seed}/{name}"
+        for row in table_spec(table).available_rows(dataset_kind()) if row.id not in skipped_rows(table)
         for seed in config["seeds"]
     ]
 
@@ -309,14 +363,22 @@ def table_inputs(table):
 
 def latency_input(table):
     """The latency measurement a table with a latency column reads (none for the others)."""
-    return f"results/latency/{table}.json" if table_spec(table).latency else []
+    return f"{RESULTS()}/latency/{table}.json" if table_spec(table).latency else []
+
+
+def skip_args(table):
+    """The table writer's --skip ROW=WHY for the rows this rehearsal skips (the table says so in its notes)."""
+    import shlex
+
+    return " ".join(f"--skip {shlex.quote(f'{row}={why}')}" for row, why in skipped_rows(table).items())
 
 
 def mlflow_args():
     """How the table writer reaches the runs' MLflow store (or that tracking is off in this profile)."""
     if not config["run"].get("tracking", {}).get("enabled", True):
         return "--no-mlflow"
-    return f"--mlflow-uri {config['mlflow_uri']}" if config.get("mlflow_uri") else ""
+    uri = f"--mlflow-uri {config['mlflow_uri']}" if config.get("mlflow_uri") else ""
+    return f"{uri} --tag rehearsal=true" if config["rehearsal"]["enabled"] else uri
 
 
 def train_launcher():
@@ -343,7 +405,7 @@ FIGURES = str(Path(workflow.basedir) / "analysis" / "make_figures.py")
 
 def figure_run(row, name="run.yaml"):
     """Figures 5-7 look inside Table 4's trained runs, the profile's first seed."""
-    return f"results/table4/{row}/seed{config['seeds'][0]}/{name}"
+    return f"{RESULTS()}/table4/{row}/seed{config['seeds'][0]}/{name}"
 
 
 HEATMAP_ROWS = {"Divided ST": "divided_st", "ATA": "ata", "ILA": "ila"}
@@ -351,12 +413,15 @@ HEATMAP_ROWS = {"Divided ST": "divided_st", "ATA": "ata", "ILA": "ila"}
 
 def all_figures():
     tables = list(dict.fromkeys([*profile_tables(), "table5"]))
-    owned = [t for t in tables if any(not r.run_table for r in table_spec(t).available_rows(dataset_kind()))]
+    # Training curves of the tables that train rows of their own (not of a rehearsal that skips some: the plot
+    # draws every row).
+    owned = [t for t in tables if any(not r.run_table for r in table_spec(t).available_rows(dataset_kind()))
+             and not skipped_rows(t)]
     return [
-        *[f"results/figures/{t}.png" for t in tables],
-        *(["results/figures/figure1.png"] if "table1" in tables else []),  # Table 1's runs beside the paper's
-        *[f"results/figures/figure5_{row}.png" for row in ("ila", "ila_released")],
-        "results/figures/figure6.png",
-        "results/figures/figure7.png",
-        *[f"results/figures/curves_{t}.png" for t in owned],
+        *[f"{RESULTS()}/figures/{t}.png" for t in tables],
+        *([f"{RESULTS()}/figures/figure1.png"] if "table1" in tables else []),  # Table 1's runs beside the paper's
+        *[f"{RESULTS()}/figures/figure5_{row}.png" for row in ("ila", "ila_released")],
+        f"{RESULTS()}/figures/figure6.png",
+        f"{RESULTS()}/figures/figure7.png",
+        *[f"{RESULTS()}/figures/curves_{t}.png" for t in owned],
     ]

@@ -9,7 +9,9 @@ rule synth_dataset:
         val="data/synth-{preset}/val.txt",
         labels="data/synth-{preset}/labels.csv",
     log:
-        "results/logs/data/synth-{preset}.log",
+        in_results("logs/data/synth-{preset}.log"),
+    benchmark:
+        in_results("benchmarks/data/synth-{preset}.tsv")
     threads: ALL_CORES
     conda:
         CONDA_ENV
@@ -26,7 +28,9 @@ rule k400_download:
     wildcard_constraints:
         split="train|val|test|replacement",
     log:
-        "results/logs/data/k400-download-{split}.log",
+        in_results("logs/data/k400-download-{split}.log"),
+    benchmark:
+        in_results("benchmarks/data/k400-download-{split}.tsv")
     params:
         root=dataset_root_of_output(levels=2),
         base_url=config["dataset"]["base_url"],
@@ -48,7 +52,9 @@ rule k400_extract:
     wildcard_constraints:
         split="train|val|test",
     log:
-        "results/logs/data/k400-extract-{split}.log",
+        in_results("logs/data/k400-extract-{split}.log"),
+    benchmark:
+        in_results("benchmarks/data/k400-extract-{split}.tsv")
     params:
         root=dataset_root_of_output(levels=2),
         replacement="" if config["dataset"]["replacement"] else "--no-replacement",
@@ -66,7 +72,9 @@ rule ssv2_extract:
     output:
         touch(f"{DATA_ROOT}/videos/all.done"),
     log:
-        "results/logs/data/ssv2-extract.log",
+        in_results("logs/data/ssv2-extract.log"),
+    benchmark:
+        in_results("benchmarks/data/ssv2-extract.tsv")
     params:
         root=dataset_root_of_output(levels=2),
     conda:
@@ -83,7 +91,9 @@ rule preprocess_videos:
     output:
         touch(f"{DATA_ROOT}/videos_s{{size}}/{{split}}.done"),
     log:
-        "results/logs/data/preprocess-s{size}-{split}.log",
+        in_results("logs/data/preprocess-s{size}-{split}.log"),
+    benchmark:
+        in_results("benchmarks/data/preprocess-s{size}-{split}.tsv")
     params:
         root=dataset_root_of_output(levels=2),
     threads: ALL_CORES
@@ -106,7 +116,9 @@ if dataset_kind() in ("kinetics400", "ssv2"):
             **dataset_files(),
             report=f"{DATA_ROOT}/prepare_report.json",
         log:
-            "results/logs/data/lists.log",
+            in_results("logs/data/lists.log"),
+        benchmark:
+            in_results("benchmarks/data/lists.tsv")
         params:
             root=dataset_root_of_output(levels=1),
             kind=config["dataset"]["kind"],
@@ -127,7 +139,9 @@ if config["probe"]["dataset"]["kind"] == "ssv2" and dataset_kind() != "ssv2":
         output:
             **dataset_files(probe_root()),
         log:
-            "results/logs/data/probe-ssv2.log",
+            in_results("logs/data/probe-ssv2.log"),
+        benchmark:
+            in_results("benchmarks/data/probe-ssv2.tsv")
         params:
             root=probe_root(),
         conda:

@@ -5,12 +5,14 @@
 rule evaluate_row:
     input:
         unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
-        cfg="results/{table}/{row}/seed{seed}/run.yaml",
-        trained="results/{table}/{row}/seed{seed}/train.done",
+        cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
+        trained=in_results("{table}/{row}/seed{seed}/train.done"),
     output:
-        "results/{table}/{row}/seed{seed}/metrics.json",
+        in_results("{table}/{row}/seed{seed}/metrics.json"),
     log:
-        "results/logs/{table}/{row}/seed{seed}.evaluate.log",
+        in_results("logs/{table}/{row}/seed{seed}.evaluate.log"),
+    benchmark:
+        in_results("benchmarks/{table}/{row}/seed{seed}.evaluate.tsv")
     params:
         cost_at=lambda wc: cost_at(wc.table, wc.row),
         # With several GPUs, one rank per GPU, each scoring its own share of the videos (an exact reduction).
@@ -28,14 +30,14 @@ rule evaluate_row:
 rule emd_row:
     input:
         unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
-        cfg="results/{table}/{row}/seed{seed}/run.yaml",
-        trained="results/{table}/{row}/seed{seed}/train.done",
+        cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
+        trained=in_results("{table}/{row}/seed{seed}/train.done"),
     output:
-        "results/{table}/{row}/seed{seed}/emd.json",
+        in_results("{table}/{row}/seed{seed}/emd.json"),
     log:
-        "results/logs/{table}/{row}/seed{seed}.emd.log",
+        in_results("logs/{table}/{row}/seed{seed}.emd.log"),
     benchmark:
-        "results/benchmarks/{table}/{row}/seed{seed}.emd.tsv"
+        in_results("benchmarks/{table}/{row}/seed{seed}.emd.tsv")
     threads: config["train_threads"]
     conda:
         CONDA_ENV

@@ -1,15 +1,17 @@
-# Figures (PNG + PDF under results/figures/), drawn by analysis/make_figures.py (functions in ila.figures) from the
+# Figures (PNG + PDF under <results_dir>/figures/), drawn by analysis/make_figures.py (functions in ila.figures) from the
 # tables and the trained runs. The PNGs are marked for `snakemake --report results/report.html`.
 
 rule figure_table:
     input:
-        "results/{table}.csv",
+        in_results("{table}.csv"),
     output:
-        png=report("results/figures/{table}.png", caption="../report/table_plot.rst", category="Tables as plots",
+        png=report(in_results("figures/{table}.png"), caption="../report/table_plot.rst", category="Tables as plots",
                    subcategory="{table}"),
-        pdf="results/figures/{table}.pdf",
+        pdf=in_results("figures/{table}.pdf"),
     log:
-        "results/logs/figures/{table}.log",
+        in_results("logs/figures/{table}.log"),
+    benchmark:
+        in_results("benchmarks/figures/{table}.tsv")
     params:
         script=FIGURES,
         measure=lambda wc: table_spec(wc.table).primary or "top1",
@@ -20,23 +22,25 @@ rule figure_table:
         CONDA_ENV
     shell:
         "python {params.script} table --csv {input} --measure {params.measure} --title {params.title:q} "
-        "--out results/figures/{wildcards.table} > {log} 2>&1"
+        "--out {config[results_dir]}/figures/{wildcards.table} > {log} 2>&1"
 
 
 rule figure1:
     input:
-        "results/table1.csv",
+        in_results("table1.csv"),
     output:
-        png=report("results/figures/figure1.png", caption="../report/figure1.rst", category="Figures"),
-        pdf="results/figures/figure1.pdf",
+        png=report(in_results("figures/figure1.png"), caption="../report/figure1.rst", category="Figures"),
+        pdf=in_results("figures/figure1.pdf"),
     log:
-        "results/logs/figures/figure1.log",
+        in_results("logs/figures/figure1.log"),
+    benchmark:
+        in_results("benchmarks/figures/figure1.tsv")
     params:
         script=FIGURES,
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} figure1 --csv {input} --out results/figures/figure1 > {log} 2>&1"
+        "python {params.script} figure1 --csv {input} --out {config[results_dir]}/figures/figure1 > {log} 2>&1"
 
 
 rule figure5:
@@ -44,10 +48,12 @@ rule figure5:
         cfg=lambda wc: figure_run(wc.row),
         trained=lambda wc: figure_run(wc.row, "train.done"),
     output:
-        png=report("results/figures/figure5_{row}.png", caption="../report/figure5.rst", category="Figures"),
-        pdf="results/figures/figure5_{row}.pdf",
+        png=report(in_results("figures/figure5_{row}.png"), caption="../report/figure5.rst", category="Figures"),
+        pdf=in_results("figures/figure5_{row}.pdf"),
     log:
-        "results/logs/figures/figure5_{row}.log",
+        in_results("logs/figures/figure5_{row}.log"),
+    benchmark:
+        in_results("benchmarks/figures/figure5_{row}.tsv")
     wildcard_constraints:
         row="ila|ila_released",
     params:
@@ -55,7 +61,7 @@ rule figure5:
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} figure5 --run $(dirname {input.cfg}) --out results/figures/figure5_{wildcards.row} "
+        "python {params.script} figure5 --run $(dirname {input.cfg}) --out {config[results_dir]}/figures/figure5_{wildcards.row} "
         "> {log} 2>&1"
 
 
@@ -63,10 +69,12 @@ rule heatmaps:
     input:
         [figure_run(row, "train.done") for row in HEATMAP_ROWS.values()],
     output:
-        png=report("results/figures/figure{n}.png", caption="../report/heatmaps.rst", category="Figures"),
-        pdf="results/figures/figure{n}.pdf",
+        png=report(in_results("figures/figure{n}.png"), caption="../report/heatmaps.rst", category="Figures"),
+        pdf=in_results("figures/figure{n}.pdf"),
     log:
-        "results/logs/figures/figure{n}.log",
+        in_results("logs/figures/figure{n}.log"),
+    benchmark:
+        in_results("benchmarks/figures/figure{n}.tsv")
     params:
         script=FIGURES,
         runs=" ".join(f"--run '{name}={Path(figure_run(row)).parent}'" for name, row in HEATMAP_ROWS.items()),
@@ -76,7 +84,7 @@ rule heatmaps:
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} heatmaps {params.runs} --depth {params.depth} --out results/figures/figure{wildcards.n} "
+        "python {params.script} heatmaps {params.runs} --depth {params.depth} --out {config[results_dir]}/figures/figure{wildcards.n} "
         "> {log} 2>&1"
 
 
@@ -85,11 +93,13 @@ rule training_curves:
         spec=str(ABLATIONS / "{table}.yaml"),
         runs=lambda wc: run_outputs(wc.table, "metrics.json"),
     output:
-        png=report("results/figures/curves_{table}.png", caption="../report/curves.rst", category="Training curves",
+        png=report(in_results("figures/curves_{table}.png"), caption="../report/curves.rst", category="Training curves",
                    subcategory="{table}"),
-        pdf="results/figures/curves_{table}.pdf",
+        pdf=in_results("figures/curves_{table}.pdf"),
     log:
-        "results/logs/figures/curves_{table}.log",
+        in_results("logs/figures/curves_{table}.log"),
+    benchmark:
+        in_results("benchmarks/figures/curves_{table}.tsv")
     params:
         script=FIGURES,
         seeds=" ".join(str(s) for s in config["seeds"]),
@@ -97,8 +107,8 @@ rule training_curves:
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} curves --table {input.spec} --runs results/{wildcards.table} --seeds {params.seeds} "
-        "{params.uri} --out results/figures/curves_{wildcards.table} > {log} 2>&1"
+        "python {params.script} curves --table {input.spec} --runs {config[results_dir]}/{wildcards.table} --seeds {params.seeds} "
+        "{params.uri} --out {config[results_dir]}/figures/curves_{wildcards.table} > {log} 2>&1"
 
 
 # Every figure: `snakemake --cores all figures`.

@@ -10,9 +10,9 @@ rule pretrain_mini_clip:
         backbone=r"[^/]+(?<!-supervised)",
         objective="|-supervised",
     log:
-        "results/logs/pretrain/{backbone}{objective}.log",
+        in_results("logs/pretrain/{backbone}{objective}.log"),
     benchmark:
-        "results/benchmarks/pretrain/{backbone}{objective}.tsv"
+        in_results("benchmarks/pretrain/{backbone}{objective}.tsv")
     params:
         objective=lambda wc: wc.objective.lstrip("-") or "contrastive",
         steps=config["pretrain"]["steps"],
@@ -32,11 +32,16 @@ rule fetch_clip_weights:
     wildcard_constraints:
         tag="[^-/]+",
     log:
-        "results/logs/weights/{backbone}-{tag}.log",
+        in_results("logs/weights/{backbone}-{tag}.log"),
+    benchmark:
+        in_results("benchmarks/weights/{backbone}-{tag}.tsv")
+    params:
+        source=weights_source_args,
     conda:
         CONDA_ENV
     shell:
-        "ila fetch-weights --backbone {wildcards.backbone} --tag {wildcards.tag} --out {output} > {log} 2>&1"
+        "ila fetch-weights --backbone {wildcards.backbone} --tag {wildcards.tag} --out {output} {params.source} "
+        "> {log} 2>&1"
 
 
 if config["pretrain"]["enabled"]:

@@ -7,10 +7,12 @@ rule table:
         runs=lambda wc: table_inputs(wc.table),
         latency=lambda wc: latency_input(wc.table),
     output:
-        csv=report("results/{table}.csv", caption="../report/table.rst", category="Tables", subcategory="{table}"),
-        md="results/{table}.md",
+        csv=report(in_results("{table}.csv"), caption="../report/table.rst", category="Tables", subcategory="{table}"),
+        md=in_results("{table}.md"),
     log:
-        "results/logs/tables/{table}.log",
+        in_results("logs/tables/{table}.log"),
+    benchmark:
+        in_results("benchmarks/tables/{table}.tsv")
     params:
         script=str(Path(workflow.basedir) / "analysis" / "make_table.py"),
         profile=config["profile"],
@@ -19,11 +21,12 @@ rule table:
         mlflow=mlflow_args(),
         seeds=" ".join(str(s) for s in config["seeds"]),
         latency=lambda wc, input: f"--latency {input.latency}" if input.latency else "",
+        skip=lambda wc: skip_args(wc.table),
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} --table {input.spec} --runs results/{wildcards.table} --csv {output.csv} "
-        "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} --dataset-kind {params.kind} {params.latency} {params.mlflow} > {log} 2>&1"
+        "python {params.script} --table {input.spec} --runs {config[results_dir]}/{wildcards.table} --csv {output.csv} "
+        "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} --dataset-kind {params.kind} {params.latency} {params.mlflow} {params.skip} > {log} 2>&1"
 
 
 # Inference latency of a table's rows (Table 9), measured alone: the job takes every core, so no training job runs
@@ -32,9 +35,11 @@ rule latency:
     input:
         spec=str(ABLATIONS / "{table}.yaml"),
     output:
-        "results/latency/{table}.json",
+        in_results("latency/{table}.json"),
     log:
-        "results/logs/latency/{table}.log",
+        in_results("logs/latency/{table}.log"),
+    benchmark:
+        in_results("benchmarks/latency/{table}.tsv")
     params:
         script=str(Path(workflow.basedir) / "benchmarks" / "latency.py"),
         config=config["latency"]["config"],

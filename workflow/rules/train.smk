@@ -3,9 +3,11 @@
 
 rule mlflow_init:
     output:
-        touch("results/.mlflow/{table}.initialized"),
+        touch(in_results(".mlflow/{table}.initialized")),
     log:
-        "results/logs/mlflow/{table}.log",
+        in_results("logs/mlflow/{table}.log"),
+    benchmark:
+        in_results("benchmarks/mlflow/{table}.tsv")
     params:
         uri=f"--uri {config['mlflow_uri']}" if config.get("mlflow_uri") else "",
     conda:
@@ -16,9 +18,11 @@ rule mlflow_init:
 
 rule row_config:
     output:
-        "results/{table}/{row}/seed{seed}/run.yaml",
+        in_results("{table}/{row}/seed{seed}/run.yaml"),
     log:
-        "results/logs/{table}/{row}/seed{seed}.config.log",
+        in_results("logs/{table}/{row}/seed{seed}.config.log"),
+    benchmark:
+        in_results("benchmarks/{table}/{row}/seed{seed}.config.tsv")
     params:
         config=row_config,
     conda:
@@ -30,19 +34,19 @@ rule row_config:
 rule train_row:
     input:
         unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
-        cfg="results/{table}/{row}/seed{seed}/run.yaml",
-        mlflow="results/.mlflow/{table}.initialized",
+        cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
+        mlflow=in_results(".mlflow/{table}.initialized"),
         weights=lambda wc: row_weights(wc.table, wc.row) or [],
         # A probe row (Table 12) starts from its source row's trained run of the same seed.
         source=probe_source_trained,
     output:
         # A marker, not the checkpoint: Snakemake deletes incomplete outputs, and the checkpoint must survive an
         # interruption so that the next invocation resumes it.
-        touch("results/{table}/{row}/seed{seed}/train.done"),
+        touch(in_results("{table}/{row}/seed{seed}/train.done")),
     log:
-        "results/logs/{table}/{row}/seed{seed}.train.log",
+        in_results("logs/{table}/{row}/seed{seed}.train.log"),
     benchmark:
-        "results/benchmarks/{table}/{row}/seed{seed}.train.tsv"
+        in_results("benchmarks/{table}/{row}/seed{seed}.train.tsv")
     params:
         launcher=train_launcher(),
     threads: config["train_threads"]
