@@ -3,6 +3,7 @@ columns."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -217,3 +218,15 @@ def test_statistical_columns_by_value_on_known_outcomes(tmp_path):
     assert "| +10.00 [-21.77, +41.77] |" in md  # not bold: not significant
     assert "Power: the minimum detectable difference" in md and "A training run is the unit of replication" in md
     assert "Of the 1 pairs of rows, 0 differ significantly" in md
+
+
+def test_a_skipped_row_is_left_out_and_named_in_the_notes(runs):
+    """A rehearsal's skipped row (make_table --skip): no run read, no comparison, its reason in the notes."""
+    root, _ = runs
+    table = load_table(root / "ablations" / "src.yaml")
+    shutil.rmtree(root / "results" / "src" / "b")
+    res = collect(table, root / "results" / "src", "test", "synth-tiny", [0, 1], skipped={"b": "too big here"})
+    assert [r["id"] for r in res.rows] == ["a"]
+    assert "Row B: skipped in this rehearsal (too big here)." in res.notes
+    with pytest.raises(FileNotFoundError, match="no metrics for row 'b'"):
+        collect(table, root / "results" / "src", "test", "synth-tiny", [0, 1])
