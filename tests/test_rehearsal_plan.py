@@ -88,3 +88,11 @@ def test_a_typo_in_a_skipped_row_fails_before_any_job(tmp_path):
     res = _dry_run(tmp_path, "rehearsal/table4.csv", overlay=str(overlay))
     assert res.returncode != 0
     assert "rehearsal.skip: 'table1/ila_l14_336_16F' names no row" in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_a_target_under_the_other_results_directory_says_where_to_look(tmp_path):
+    res = _dry_run(tmp_path, "results/table8.csv")
+    assert res.returncode != 0
+    assert ("target results/table8.csv: this invocation writes under rehearsal/, not results/ (config results_dir); "
+            "ask for rehearsal/table8.csv, or drop workflow/config/rehearsal.yaml") in res.stdout + res.stderr

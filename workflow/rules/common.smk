@@ -18,7 +18,7 @@ CONDA_ENV = "../envs/ila.yaml"
 ALL_CORES = 1024
 
 
-def RESULTS():
+def results_dir():
     """Where runs, tables, figures, logs and benchmarks go (config `results_dir`): `results` for real runs, the
     rehearsal's own directory for a rehearsal, so the two can never mix."""
     return config["results_dir"]
@@ -26,7 +26,7 @@ def RESULTS():
 
 def in_results(path):
     """A path under the results directory (rule inputs, outputs, logs and benchmarks)."""
-    return f"{RESULTS()}/{path}"
+    return f"{results_dir()}/{path}"
 
 
 def standalone_profile():
@@ -62,6 +62,7 @@ def validate_config():
         raise WorkflowError(f"config error: {key}: {message} (schema: {SCHEMA.relative_to(workflow.basedir)})")
     validate(config, str(SCHEMA))  # fills the schema's defaults
     check_rehearsal_skips()
+    check_targets_directory()
     missing = [t for t in config["tables"] if not (ABLATIONS / f"{t}.yaml").is_file()]
     if missing:
         raise WorkflowError(f"config error: tables: no ablation file for {missing} (expected ablations/<name>.yaml; "
@@ -160,6 +161,36 @@ def skipped_rows(table):
             for key in (f"{row.run_table or table}/{row.id}", row.probe) if key in skips}
 
 
+def check_targets_directory():
+    """A file target under the other results directory names no output of this invocation (a rehearsal writes under
+    its own, a real run under results/): say which, before Snakemake's bare "no rule to produce" (rule names such as
+    `tables` and `all` are left alone)."""
+    here = results_dir().rstrip("/") + "/"
+    for target in command_line_targets():
+        top = target.split("/")[0] + "/"
+        if "/" in target and top in ("results/", "rehearsal/") and top != here:
+            how = ("drop workflow/config/rehearsal.yaml" if config["rehearsal"]["enabled"]
+                   else "add workflow/config/rehearsal.yaml after the profile")
+            raise WorkflowError(f"target {target}: this invocation writes under {here}, not {top} (config "
+                                f"results_dir); ask for {here}{target[len(top):]}, or {how}")
+
+
+def command_line_targets():
+    """The targets of the `snakemake` command that is parsing this workflow, read with Snakemake's own parser
+    (Snakemake hands them to the workflow only after parsing it); none when it was started another way."""
+    import sys
+
+    from snakemake.cli import get_argument_parser
+
+    if "snakemake" not in Path(sys.argv[0]).parts[-2:] and Path(sys.argv[0]).name != "snakemake":
+        return []
+    try:
+        args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    except SystemExit:
+        return []
+    return sorted(args.targets or [])
+
+
 def check_rehearsal_skips():
     """Each `rehearsal.skip` key names a row of an ablation file (a typo would silently skip nothing)."""
     for key in config["rehearsal"]["skip"]:
@@ -183,15 +214,15 @@ def print_results_summary(started, failed=False):
     if config["rehearsal"]["enabled"]:
         skipped = {f"{t}/{row}": why for t in config["tables"] for row, why in skipped_rows(t).items()}
         skipped.update({f"figures/curves_{t}": "plots a skipped row" for t in config["tables"] if skipped_rows(t)})
-        print("\n".join(rehearsal_summary(Path(RESULTS()), started, skipped)))
+        print("\n".join(rehearsal_summary(Path(results_dir()), started, skipped)))
     if failed:
         return
-    tables, figures = written_results(Path(RESULTS()), started)
+    tables, figures = written_results(Path(results_dir()), started)
     uri = config.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI
     # As given on the command line where that was under the working directory, else absolute.
     configfiles = [f if os.path.relpath(f).startswith("..") else os.path.relpath(f)
                    for f in map(os.path.abspath, workflow.config_settings.configfiles)]
-    print("\n".join(summary_lines(tables, figures, uri, configfiles, RESULTS())))
+    print("\n".join(summary_lines(tables, figures, uri, configfiles, results_dir())))
 
 
 def table_spec(table):
@@ -239,7 +270,7 @@ def row_dataset_files(table, row_id):
 def probe_source(table, row_id, seed):
     """A probe row's source run: the run directory whose trained checkpoint it starts from (same seed)."""
     row = table_spec(table).row(row_id)
-    return f"{RESULTS()}/{row.probe}/seed{seed}" if row.probe else None
+    return in_results(f"{row.probe}/seed{seed}") if row.probe else None
 
 
 def probe_source_trained(wildcards):
@@ -333,7 +364,7 @@ def row_config(wildcards):
         spec,
         row,
         config.get("operator_args", {}),
-        output_dir=f"{RESULTS()}/{wildcards.table}/{wildcards.row}/seed{wildcards.seed}",
+        output_dir=in_results(f"{wildcards.table}/{wildcards.row}/seed{wildcards.seed}"),
         seed=int(wildcards.seed),
         probe_from=row.probe and f"{probe_source(wildcards.table, row.id, wildcards.seed)}/checkpoints/last.pt",
         probe_run=config["probe"]["run"],
@@ -344,7 +375,7 @@ def run_outputs(table, name):
     """One file per (row, seed) of a table: every seed of every implemented row. A row shared from another table
     (`from:` in the ablation file) is that table's run, trained once: its files live under that table."""
     return [
-        f"{RESULTS()}/{row.run_table or table}/{row.id}/seed{seed}/{name}"
+        in_results(f"{row.run_table or table}/{row.id}/seed{seed}/{name}")
         for row in table_spec(table).available_rows(dataset_kind()) if row.id not in skipped_rows(table)
         for seed in config["seeds"]
     ]
@@ -363,7 +394,7 @@ def table_inputs(table):
 
 def latency_input(table):
     """The latency measurement a table with a latency column reads (none for the others)."""
-    return f"{RESULTS()}/latency/{table}.json" if table_spec(table).latency else []
+    return in_results(f"latency/{table}.json") if table_spec(table).latency else []
 
 
 def skip_args(table):
@@ -405,7 +436,7 @@ FIGURES = str(Path(workflow.basedir) / "analysis" / "make_figures.py")
 
 def figure_run(row, name="run.yaml"):
     """Figures 5-7 look inside Table 4's trained runs, the profile's first seed."""
-    return f"{RESULTS()}/table4/{row}/seed{config['seeds'][0]}/{name}"
+    return in_results(f"table4/{row}/seed{config['seeds'][0]}/{name}")
 
 
 HEATMAP_ROWS = {"Divided ST": "divided_st", "ATA": "ata", "ILA": "ila"}
@@ -418,10 +449,10 @@ def all_figures():
     owned = [t for t in tables if any(not r.run_table for r in table_spec(t).available_rows(dataset_kind()))
              and not skipped_rows(t)]
     return [
-        *[f"{RESULTS()}/figures/{t}.png" for t in tables],
-        *([f"{RESULTS()}/figures/figure1.png"] if "table1" in tables else []),  # Table 1's runs beside the paper's
-        *[f"{RESULTS()}/figures/figure5_{row}.png" for row in ("ila", "ila_released")],
-        f"{RESULTS()}/figures/figure6.png",
-        f"{RESULTS()}/figures/figure7.png",
-        *[f"{RESULTS()}/figures/curves_{t}.png" for t in owned],
+        *[in_results(f"figures/{t}.png") for t in tables],
+        *([in_results("figures/figure1.png")] if "table1" in tables else []),  # Table 1's runs beside the paper's
+        *[in_results(f"figures/figure5_{row}.png") for row in ("ila", "ila_released")],
+        in_results("figures/figure6.png"),
+        in_results("figures/figure7.png"),
+        *[in_results(f"figures/curves_{t}.png") for t in owned],
     ]
