@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     if table.latency and not args.latency:
         p.error(f"{args.table} has a latency column: pass --latency <the latency rule's JSON>")
     latency = json.loads(Path(args.latency).read_text()) if args.latency else None
+    bad = [item for item in [*args.skip, *args.tag] if "=" not in item]
+    if bad:
+        p.error(f"--skip and --tag take NAME=VALUE, got {bad[0]!r}")
     skipped = dict(item.split("=", 1) for item in args.skip)
     result = collect(table, Path(args.runs), args.profile, args.dataset, args.seeds, latency, args.dataset_kind,
                      skipped)

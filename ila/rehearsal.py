@@ -1,9 +1,11 @@
 """What a rehearsal ran: the summary the workflow prints when a rehearsal ends (``workflow/config/rehearsal.yaml``).
 
-Every rule writes its log to ``<results>/logs/<name>.log`` and, when it succeeds, Snakemake's benchmark record to
-``<results>/benchmarks/<name>.tsv`` (the same ``<name>``). So a job of this invocation is one whose log was written
-since it started; it succeeded if its benchmark record was too (Snakemake removes a failed job's), and failed
-otherwise. Torch-free: the Snakefile's handlers call it.
+Every rule writes its log to ``<results>/logs/<name>.log`` and Snakemake's benchmark record to
+``<results>/benchmarks/<name>.tsv`` (the same ``<name>``), which Snakemake writes only when the job's command
+succeeded. So a job of this invocation is one whose log was written since it started; it succeeded if its benchmark
+record was too, and failed otherwise (or was cancelled when another job failed: Snakemake stops the others). Peak
+memory is the job's resident memory on the host (Snakemake samples it), not a GPU's. Torch-free: the Snakefile's
+handlers call it.
 """
 
 from __future__ import annotations

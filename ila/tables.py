@@ -243,7 +243,8 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     gains: dict[str, np.ndarray] = {}  # rows compared with a reference of their own: their gain over it
     for row in available:
         per_seed, other = metrics[row.id], table.reference_of(row, dataset_kind)
-        other = row if other.id in skipped else other
+        if other.id in skipped:  # its own reference is left out: compared with the table's
+            other = ref
         out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, "seeds": len(seeds),
                "profile": profile, "dataset": dataset, "train_steps": per_seed[0].get("train_steps"),
                "run_table": row.run_table or table.table, **_run_setup(row_runs_dir(runs, row) / f"seed{seeds[0]}"),
@@ -269,7 +270,7 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         if row.run_table:
             result.shared_runs += list(ids.values())
         result.notes += _row_notes(row, at_paper)
-    result.notes += [f"{table.row(row_id).name}: skipped in this rehearsal ({why})." for row_id, why in skipped.items()]
+    result.notes += [f"{table.row(row_id).name}: not run here ({why})." for row_id, why in skipped.items()]
     for row in table.pending_rows(dataset_kind):
         result.notes.append(f"{row.name}: not run — its method arrives with {row.requires or 'a later issue'}.")
     result.cited = [{"id": r.id, "row": r.name, "source": f"cited {r.cited}",

@@ -351,3 +351,17 @@ def test_per_class_subset_takes_the_first_videos_of_each_class(data_cfg):
     assert max(Counter(r.label for r in val.records).values()) == 2
     with pytest.raises(ConfigError, match="data.val_per_class: expected a positive integer"):
         dataclasses.replace(data_cfg, val_per_class=0).validate()
+
+
+def test_per_class_subset_skips_missing_videos_and_judges_the_whole_list(tiny_copy, data_cfg):
+    """The subset takes the first videos of each class that are on disk; the missing-file check covers the whole
+    list, as the full-size run's would."""
+    cfg = dataclasses.replace(data_cfg, root=str(tiny_copy), train_per_class=1, max_bad_fraction=1.0)
+    first = VideoDataset(cfg, "train").records[0]
+    first.path.unlink()
+    again = VideoDataset(cfg, "train")
+    replacement = next(r for r in again.records if r.label == first.label)
+    assert replacement.path != first.path and len(again.bad) == 0 and again.num_listed == len(again.records)
+    strict = dataclasses.replace(cfg, max_bad_fraction=0.0)
+    with pytest.raises(BadDataError, match="1 of .* videos in the train list are missing"):
+        VideoDataset(strict, "train")

@@ -82,12 +82,18 @@ def test_the_rehearsal_plans_the_paper_rows_under_its_own_directory_and_skips_by
 
 
 @pytest.mark.slow
-def test_a_typo_in_a_skipped_row_fails_before_any_job(tmp_path):
-    overlay = tmp_path / "typo.yaml"
-    overlay.write_text(yaml.safe_dump({"rehearsal": {"skip": {"table1/ila_l14_336_16F": "typo"}}}))
+@pytest.mark.parametrize("key,message", [
+    ("table1/ila_l14_336_16F", "names no row"),
+    ("table1/ila", "is table4's run, shared: skip table4/ila"),
+    ("table4/baseline", "cannot be left out: table4's reference row"),
+    ("table4/ata", "cannot be left out: figures 5-7 look inside it"),
+])  # fmt: skip
+def test_a_skip_the_plan_cannot_take_fails_before_any_job(tmp_path, key, message):
+    overlay = tmp_path / "skip.yaml"
+    overlay.write_text(yaml.safe_dump({"rehearsal": {"skip": {key: "why"}}}))
     res = _dry_run(tmp_path, "rehearsal/table4.csv", overlay=str(overlay))
     assert res.returncode != 0
-    assert "rehearsal.skip: 'table1/ila_l14_336_16F' names no row" in res.stdout + res.stderr
+    assert f"rehearsal.skip: {key!r} {message}" in res.stdout + res.stderr
 
 
 @pytest.mark.slow
@@ -96,3 +102,28 @@ def test_a_target_under_the_other_results_directory_says_where_to_look(tmp_path)
     assert res.returncode != 0
     assert ("target results/table8.csv: this invocation writes under rehearsal/, not results/ (config results_dir); "
             "ask for rehearsal/table8.csv, or drop workflow/config/rehearsal.yaml") in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_named_in_the_summary(tmp_path):
+    """Snakemake's onerror: the summary counts the failed job and names its log (here weights whose sha256 is not
+    the mirror's, refused in seconds)."""
+    from loopback import LoopbackServer
+
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "ViT-B-32.pt").write_bytes(b"not the weights the config expects")
+    with LoopbackServer(tmp_path / "mirror") as server:
+        overlay = tmp_path / "mirror.yaml"
+        overlay.write_text(yaml.safe_dump({"weights": {"ViT-B-32-quickgelu-openai": {
+            "url": f"{server.url}/ViT-B-32.pt", "sha256": "0123456789abcdef"}}}))
+        work = tmp_path / "work"
+        work.mkdir()
+        res = snakemake("--cores", "1", "resources/weights/ViT-B-32-quickgelu-openai.pt", "--configfile", PAPER_K400,
+                        *REHEARSAL, str(overlay), cwd=work)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "ILA rehearsal (rehearsal/): 0 jobs ran, 1 failed, 2 skipped" in out
+    assert ("  failed: weights/ViT-B-32-quickgelu-openai (log: rehearsal/logs/weights/ViT-B-32-quickgelu-openai.log)"
+            in out)
+    assert "does not match the expected 0123456789abcdef" in (work / "rehearsal" / "logs" / "weights" /
+                                                              "ViT-B-32-quickgelu-openai.log").read_text()

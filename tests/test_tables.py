@@ -227,6 +227,6 @@ def test_a_skipped_row_is_left_out_and_named_in_the_notes(runs):
     shutil.rmtree(root / "results" / "src" / "b")
     res = collect(table, root / "results" / "src", "test", "synth-tiny", [0, 1], skipped={"b": "too big here"})
     assert [r["id"] for r in res.rows] == ["a"]
-    assert "Row B: skipped in this rehearsal (too big here)." in res.notes
+    assert "Row B: not run here (too big here)." in res.notes
     with pytest.raises(FileNotFoundError, match="no metrics for row 'b'"):
         collect(table, root / "results" / "src", "test", "synth-tiny", [0, 1])

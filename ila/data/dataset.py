@@ -75,7 +75,6 @@ class VideoDataset(Dataset):
         root = resolve_root(cfg.root)
         self.classes: list[ClassInfo] = read_labels(root / cfg.labels)
         listed = read_video_list(root / (cfg.train_list if split == "train" else cfg.val_list), len(self.classes), root)
-        listed = first_per_class(listed, cfg.train_per_class if split == "train" else cfg.val_per_class)
         self.flip_map = self._flip_map()
         self.num_listed = len(listed)
         self.bad: dict[str, str] = {}
@@ -87,6 +86,13 @@ class VideoDataset(Dataset):
             else:
                 self.records.append(rec)
         self._check_bad_fraction()
+        per_class = cfg.train_per_class if split == "train" else cfg.val_per_class
+        if per_class is not None:
+            # The first videos of each class that are on disk, taken after the whole list was checked, so that a
+            # subset (a rehearsal's) fails, or not, on missing files as the whole run would; from here on the
+            # subset is the list (a video that later fails to decode counts against it).
+            self.records = first_per_class(self.records, per_class)
+            self.num_listed, self.bad = len(self.records), {}
         # Training clips decoded by the training process (data.decode_on: device): the workers only read headers.
         self.decode_elsewhere = self.train and cfg.decode_on == "device"
         if self.decode_elsewhere:

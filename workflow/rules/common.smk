@@ -192,12 +192,27 @@ def command_line_targets():
 
 
 def check_rehearsal_skips():
-    """Each `rehearsal.skip` key names a row of an ablation file (a typo would silently skip nothing)."""
+    """Each `rehearsal.skip` key names a row whose absence the plan can take, else it fails here, before any job:
+    a typo would skip nothing, a shared row is skipped in its own table, and a table's reference row or a row the
+    figures look inside cannot be left out (the table or figure would fail after every training)."""
+    needed = {f"table4/{row}": "figures 5-7 look inside it" for row in [*HEATMAP_ROWS.values(), "ila_released"]}
+    for path in sorted(ABLATIONS.glob("*.yaml")):
+        spec = load_table(path)
+        if spec.available_rows(dataset_kind()):
+            ref = spec.reference_row(dataset_kind())
+            needed.setdefault(f"{ref.run_table or spec.table}/{ref.id}", f"{spec.table}'s reference row")
     for key in config["rehearsal"]["skip"]:
-        table, _, row = key.partition("/")
-        if not (ABLATIONS / f"{table}.yaml").is_file() or row not in {r.id for r in table_spec(table).rows}:
-            raise WorkflowError(f"config error: rehearsal.skip: {key!r} names no row; expected <table>/<row>, e.g. "
-                                "table1/ila_l14_336_16f")
+        table, _, row_id = key.partition("/")
+        rows = {r.id: r for r in table_spec(table).rows} if (ABLATIONS / f"{table}.yaml").is_file() else {}
+        if row_id not in rows:
+            why = "names no row; expected <table>/<row>, e.g. table1/ila_l14_336_16f"
+        elif rows[row_id].run_table:
+            why = f"is {rows[row_id].run_table}'s run, shared: skip {rows[row_id].run_table}/{row_id}"
+        elif key in needed:
+            why = f"cannot be left out: {needed[key]}"
+        else:
+            continue
+        raise WorkflowError(f"config error: rehearsal.skip: {key!r} {why}")
 
 
 def print_results_summary(started, failed=False):
@@ -213,7 +228,7 @@ def print_results_summary(started, failed=False):
         return
     if config["rehearsal"]["enabled"]:
         skipped = {f"{t}/{row}": why for t in config["tables"] for row, why in skipped_rows(t).items()}
-        skipped.update({f"figures/curves_{t}": "plots a skipped row" for t in config["tables"] if skipped_rows(t)})
+        skipped.update({f"figures/curves_{t}": "plots a skipped row" for t in skipped_curves()})
         print("\n".join(rehearsal_summary(Path(results_dir()), started, skipped)))
     if failed:
         return
@@ -442,12 +457,15 @@ def figure_run(row, name="run.yaml"):
 HEATMAP_ROWS = {"Divided ST": "divided_st", "ATA": "ata", "ILA": "ila"}
 
 
+def skipped_curves():
+    """Tables whose training curves a rehearsal leaves out: the plot draws every row, and it skips some."""
+    return [t for t in dict.fromkeys([*profile_tables(), "table5"]) if skipped_rows(t)]
+
+
 def all_figures():
     tables = list(dict.fromkeys([*profile_tables(), "table5"]))
-    # Training curves of the tables that train rows of their own (not of a rehearsal that skips some: the plot
-    # draws every row).
     owned = [t for t in tables if any(not r.run_table for r in table_spec(t).available_rows(dataset_kind()))
-             and not skipped_rows(t)]
+             and t not in skipped_curves()]
     return [
         *[in_results(f"figures/{t}.png") for t in tables],
         *([in_results("figures/figure1.png")] if "table1" in tables else []),  # Table 1's runs beside the paper's

@@ -36,7 +36,9 @@ rule train_row:
         unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
         cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
         mlflow=in_results(".mlflow/{table}.initialized"),
-        weights=lambda wc: row_weights(wc.table, wc.row) or [],
+        # ancient: weights are checked when fetched (sha256, and that they load); a refetch (e.g. from another
+        # mirror) or a change to the fetching rule must not make every trained row stale.
+        weights=lambda wc: [ancient(w) for w in [row_weights(wc.table, wc.row)] if w],
         # A probe row (Table 12) starts from its source row's trained run of the same seed.
         source=probe_source_trained,
     output:
