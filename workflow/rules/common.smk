@@ -29,6 +29,16 @@ def in_results(path):
     return f"{results_dir()}/{path}"
 
 
+def table_runs_dir(wildcards):
+    """A table's run directory, `<results_dir>/<table>` (what its writer and its training curves read)."""
+    return in_results(wildcards.table)
+
+
+def figure_stem(wildcards, output):
+    """A figure rule's --out: its PNG's path without the suffix (the script writes the PNG and the PDF)."""
+    return str(Path(output.png).with_suffix(""))
+
+
 def standalone_profile():
     """A profile given with --configfile stands alone: Snakemake would merge it into the embedded default (the
     Snakefile's configfile), and the default's mini-CLIP settings (a linear head, 40 alignment channels, a frame
@@ -165,14 +175,14 @@ def check_targets_directory():
     """A file target under the other results directory names no output of this invocation (a rehearsal writes under
     its own, a real run under results/): say which, before Snakemake's bare "no rule to produce" (rule names such as
     `tables` and `all` are left alone)."""
-    here = results_dir().rstrip("/") + "/"
-    for target in command_line_targets():
-        top = target.split("/")[0] + "/"
-        if "/" in target and top in ("results/", "rehearsal/") and top != here:
+    here = Path(results_dir())
+    for target in map(Path, command_line_targets()):
+        top = Path(target.parts[0])
+        if len(target.parts) > 1 and top.name in ("results", "rehearsal") and top != here:
             how = ("drop workflow/config/rehearsal.yaml" if config["rehearsal"]["enabled"]
                    else "add workflow/config/rehearsal.yaml after the profile")
-            raise WorkflowError(f"target {target}: this invocation writes under {here}, not {top} (config "
-                                f"results_dir); ask for {here}{target[len(top):]}, or {how}")
+            raise WorkflowError(f"target {target}: this invocation writes under {here}/, not {top}/ (config "
+                                f"results_dir); ask for {here / target.relative_to(top)}, or {how}")
 
 
 def command_line_targets():

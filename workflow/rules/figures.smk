@@ -14,6 +14,7 @@ rule figure_table:
         in_results("benchmarks/figures/{table}.tsv")
     params:
         script=FIGURES,
+        out=figure_stem,
         measure=lambda wc: table_spec(wc.table).primary or "top1",
         title=lambda wc: table_spec(wc.table).title,
     wildcard_constraints:
@@ -22,7 +23,7 @@ rule figure_table:
         CONDA_ENV
     shell:
         "python {params.script} table --csv {input} --measure {params.measure} --title {params.title:q} "
-        "--out {config[results_dir]}/figures/{wildcards.table} > {log} 2>&1"
+        "--out {params.out} > {log} 2>&1"
 
 
 rule figure1:
@@ -37,10 +38,11 @@ rule figure1:
         in_results("benchmarks/figures/figure1.tsv")
     params:
         script=FIGURES,
+        out=figure_stem,
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} figure1 --csv {input} --out {config[results_dir]}/figures/figure1 > {log} 2>&1"
+        "python {params.script} figure1 --csv {input} --out {params.out} > {log} 2>&1"
 
 
 rule figure5:
@@ -58,10 +60,11 @@ rule figure5:
         row="ila|ila_released",
     params:
         script=FIGURES,
+        out=figure_stem,
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} figure5 --run $(dirname {input.cfg}) --out {config[results_dir]}/figures/figure5_{wildcards.row} "
+        "python {params.script} figure5 --run $(dirname {input.cfg}) --out {params.out} "
         "> {log} 2>&1"
 
 
@@ -77,6 +80,7 @@ rule heatmaps:
         in_results("benchmarks/figures/figure{n}.tsv")
     params:
         script=FIGURES,
+        out=figure_stem,
         runs=" ".join(f"--run '{name}={Path(figure_run(row)).parent}'" for name, row in HEATMAP_ROWS.items()),
         depth=lambda wc: "middle" if wc.n == "6" else "last",
     wildcard_constraints:
@@ -84,7 +88,7 @@ rule heatmaps:
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} heatmaps {params.runs} --depth {params.depth} --out {config[results_dir]}/figures/figure{wildcards.n} "
+        "python {params.script} heatmaps {params.runs} --depth {params.depth} --out {params.out} "
         "> {log} 2>&1"
 
 
@@ -102,13 +106,15 @@ rule training_curves:
         in_results("benchmarks/figures/curves_{table}.tsv")
     params:
         script=FIGURES,
+        out=figure_stem,
         seeds=" ".join(str(s) for s in config["seeds"]),
         uri=f"--mlflow-uri {config['mlflow_uri']}" if config.get("mlflow_uri") else "",
+        runs_dir=table_runs_dir,
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} curves --table {input.spec} --runs {config[results_dir]}/{wildcards.table} --seeds {params.seeds} "
-        "{params.uri} --out {config[results_dir]}/figures/curves_{wildcards.table} > {log} 2>&1"
+        "python {params.script} curves --table {input.spec} --runs {params.runs_dir} --seeds {params.seeds} "
+        "{params.uri} --out {params.out} > {log} 2>&1"
 
 
 # Every figure: `snakemake --cores all figures`.

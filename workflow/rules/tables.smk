@@ -22,10 +22,11 @@ rule table:
         seeds=" ".join(str(s) for s in config["seeds"]),
         latency=lambda wc, input: f"--latency {input.latency}" if input.latency else "",
         skip=lambda wc: skip_args(wc.table),
+        runs_dir=table_runs_dir,
     conda:
         CONDA_ENV
     shell:
-        "python {params.script} --table {input.spec} --runs {config[results_dir]}/{wildcards.table} --csv {output.csv} "
+        "python {params.script} --table {input.spec} --runs {params.runs_dir} --csv {output.csv} "
         "--md {output.md} --seeds {params.seeds} --profile {params.profile} --dataset {params.dataset} --dataset-kind {params.kind} {params.latency} {params.mlflow} {params.skip} > {log} 2>&1"
 
 
