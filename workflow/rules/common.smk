@@ -71,7 +71,6 @@ def validate_config():
             message = f"expected a list of distinct non-negative integers (e.g. [0, 1, 2]), got {config['seeds']!r}"
         raise WorkflowError(f"config error: {key}: {message} (schema: {SCHEMA.relative_to(workflow.basedir)})")
     validate(config, str(SCHEMA))  # fills the schema's defaults
-    check_rehearsal_skips()
     check_targets_directory()
     missing = [t for t in config["tables"] if not (ABLATIONS / f"{t}.yaml").is_file()]
     if missing:
@@ -96,6 +95,7 @@ def validate_config():
                 f"config error: {exc} (in the run config of row {row.id!r} of {path.name}: the profile's "
                 "`run:` section merged with the row's model and overrides)"
             ) from None
+    check_rehearsal_skips()  # after the ablation files' own checks, which name a bad file better
 
 
 def check_datasets():
@@ -205,6 +205,8 @@ def check_rehearsal_skips():
     """Each `rehearsal.skip` key names a row whose absence the plan can take, else it fails here, before any job:
     a typo would skip nothing, a shared row is skipped in its own table, and a table's reference row or a row the
     figures look inside cannot be left out (the table or figure would fail after every training)."""
+    if not config["rehearsal"]["skip"]:
+        return
     needed = {f"table4/{row}": "figures 5-7 look inside it" for row in [*HEATMAP_ROWS.values(), "ila_released"]}
     for path in sorted(ABLATIONS.glob("*.yaml")):
         spec = load_table(path)
