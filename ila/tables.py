@@ -223,8 +223,8 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
             latency: dict | None = None, dataset_kind: str | None = None,
             skipped: dict[str, str] | None = None) -> TableResult:
     """Every available row's numbers on ``dataset_kind`` (None: every row) but the ``skipped`` ones (row -> why, a
-    rehearsal's: named in the notes, compared with nothing); ``latency`` is what :func:`ila.latency.measure_table`
-    wrote for the table."""
+    rehearsal's: named in the notes; a row whose own reference is skipped is compared with the table's);
+    ``latency`` is what :func:`ila.latency.measure_table` wrote for the table."""
     primary = primary_measure(table)
     skipped = skipped or {}
     available = [row for row in table.available_rows(dataset_kind) if row.id not in skipped]
