@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 
 from ila.ablations import load_table
+from ila.data.kinds import WORKFLOW_DATASET_KINDS
+from ila.defaults import TRACKING_URI_HELP
 from ila.tables import collect, write_csv, write_markdown
 
 
@@ -30,10 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every row (run directories seed<N>)")
     p.add_argument("--profile", default="default")
     p.add_argument("--dataset", default="")
-    p.add_argument("--dataset-kind", choices=["synth", "kinetics400", "ssv2", "lists"],
+    p.add_argument("--dataset-kind", choices=WORKFLOW_DATASET_KINDS,
                    help="the rows run on this kind of dataset (rows of an ablation file may name theirs); default: all")
     p.add_argument("--latency", help="the table's latency measurement (JSON from benchmarks/latency.py --json)")
-    p.add_argument("--mlflow-uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--mlflow-uri", help=TRACKING_URI_HELP)
     p.add_argument("--no-mlflow", action="store_true", help="do not attach the table to its MLflow experiment")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                    help="an MLflow tag of the table's run besides profile and dataset (a rehearsal's: rehearsal=true)")

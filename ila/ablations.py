@@ -9,11 +9,13 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from ila.config import resolve_model_config
+from ila.config import KEY, build, mapping_keys, resolve_model_config
+from ila.data.kinds import DATASET_KINDS
+from ila.errors import ConfigError
 from ila.paths import PRETRAINING_OBJECTIVES
 from ila.variants import list_variants
 
@@ -24,35 +26,76 @@ class AblationError(ValueError):
     """A malformed ablation file."""
 
 
+# The kinds of row, each marked by a key of its own (a row with none of them is a run row: the table's own model):
+# what a row may set in its file depends on its kind, and a field says which kinds set it (``_set_by``).
+RUN, SHARED, PROBE, CITED = "run", "shared", "probe", "cited"
+ROW_KIND_MARKS = {"cited": CITED, "from": SHARED, "probe": PROBE}  # the first of these a row sets decides its kind
+# Why a row of a kind may set only some keys: the rest come from its source, or mean nothing for it.
+FEW_KEYS_BECAUSE = {
+    CITED: "a cited row (cited: {cited}) is the paper's numbers for another paper's method",
+    SHARED: "a shared row (from: {from}) takes its model from there",
+    PROBE: "a probe row (probe: {probe}) takes its model from the source row",
+}
+
+
+def _set_by(*kinds: str, key: str | None = None, **options: Any) -> Any:
+    """A row's field that rows of ``kinds`` set in their file (every kind by default); ``key``: its name there."""
+    metadata = {"set_by": kinds or (RUN, SHARED, PROBE, CITED), **({KEY: key} if key else {})}
+    return field(metadata=metadata, **options)
+
+
+@dataclass
+class BackboneSpec:
+    """A row's own backbone (ila.paths.backbone_weights_file), checked here and kept on the row as the file wrote it."""
+
+    name: str  # an open_clip model name
+    tag: str | None = None  # fetched weights (the paper profiles)
+    pretraining: Literal[PRETRAINING_OBJECTIVES] = "contrastive"  # the embedded default's pretraining of the backbone
+
+
+@dataclass
+class PaperConfig:
+    """A table's or a row's configuration as the paper reports it, where its GFLOPs "at the paper's config" are
+    counted; checked here and kept as the file wrote it (what it leaves out is the table's, or the defaults)."""
+
+    backbone: str | None = None
+    num_frames: int | None = None
+    image_size: int | None = None
+    head: str | None = None
+
+
 @dataclass
 class Row:
-    id: str
-    name: str
-    model: dict[str, Any] = field(default_factory=dict)
-    paper: dict[str, Any] = field(default_factory=dict)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    requires: str | None = None
-    label: str | None = None
-    flops_note: str | None = None  # our explanation of a FLOPs gap to the paper (not the paper's words)
+    """A row of an ablation file, filled by :func:`ila.config.build` from the file (a shared or probe row from its
+    source row's fields and its own)."""
+
+    id: str = _set_by()
+    name: str = _set_by()
+    model: dict[str, Any] = _set_by(RUN, default_factory=dict)
+    paper: dict[str, Any] = _set_by(default_factory=dict)
+    overrides: dict[str, Any] = _set_by(RUN, default_factory=dict)
+    requires: str | None = _set_by(RUN, PROBE, default=None)
+    label: str | None = _set_by(default=None)
+    # Our explanation of a FLOPs gap to the paper (not the paper's words).
+    flops_note: str | None = _set_by(RUN, SHARED, default=None)
     # Another table whose row of the same id this row *is* (trained once, reused): its runs live under that table.
-    shared_from: str | None = None
-    # The dataset kinds (synth, kinetics400, ssv2) the row is run on; None: every one. A table can then hold the
+    shared_from: str | None = _set_by(SHARED, key="from", default=None)
+    # The dataset kinds (ila.data.kinds.DATASET_KINDS) the row is run on; None: every one. A table can then hold the
     # paper's own rows for its dataset and the embedded default's analogues side by side.
-    datasets: list[str] | None = None
-    # The row's own backbone, {name, tag, pretraining} (ila.paths.backbone_weights_file), instead of the profile's.
-    backbone: dict[str, Any] | None = None
-    # The row's own configuration as the paper reports it (backbone, num_frames, head), over the table's; the row's
-    # GFLOPs "at the paper's config" are counted there.
-    paper_config: dict[str, Any] = field(default_factory=dict)
+    datasets: list[Literal[DATASET_KINDS]] | None = _set_by(RUN, SHARED, PROBE, default=None)
+    # The row's own backbone (a BackboneSpec's keys), instead of the profile's.
+    backbone: dict[str, Any] | None = _set_by(RUN, default=None)
+    # The row's own configuration as the paper reports it (a PaperConfig's keys), over the table's.
+    paper_config: dict[str, Any] = _set_by(RUN, SHARED, PROBE, default_factory=dict)
     # The row another row is compared with (default: the table's reference), e.g. each scale's ILA with that scale's
     # Baseline.
-    reference: str | None = None
+    reference: str | None = _set_by(RUN, SHARED, PROBE, default=None)
     # A row the paper cites from another paper (its reference, e.g. "[15]"): numbers only, never run, never in our
     # statistics.
-    cited: str | None = None
+    cited: str | None = _set_by(CITED, default=None)
     # A linear probe (Table 12): the source row's runs ("<table>/<row>", where they are trained), each frozen with a
     # new linear head trained on the profile's probe dataset (seed for seed).
-    probe: str | None = None
+    probe: str | None = _set_by(PROBE, default=None)
 
     @property
     def run_table(self) -> str | None:
@@ -72,11 +115,13 @@ class Row:
 
 @dataclass
 class Table:
+    """An ablation file, filled by :func:`ila.config.build` from its top-level keys (its rows one by one)."""
+
     table: str
     title: str
     rows: list[Row]
-    paper_config: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
+    paper_config: dict[str, Any] = field(default_factory=dict)  # a PaperConfig's keys
+    path: Path | None = field(default=None, metadata={KEY: None})  # the file it was read from
     reference: str | None = None  # the row every other row is compared with (default: the first)
     primary: str | None = None  # the measure rows are compared on (ila.tables.PRIMARY_MEASURES; default top1)
     columns: list[str] | None = None  # the Markdown's metric columns (default: ila.tables.DEFAULT_COLUMNS)
@@ -128,17 +173,13 @@ class Table:
         raise KeyError(f"{self.path}: no row with id {row_id!r}")
 
 
-TABLE_KEYS = {"table", "title", "paper_config", "reference", "primary", "columns", "latency", "notes", "rows"}
-ROW_KEYS = {"id", "name", "model", "paper", "overrides", "requires", "label", "flops_note", "from", "datasets",
-            "backbone", "paper_config", "reference", "cited", "probe"}
-# What a probe row ({id: ..., probe: <table>/<row>}) may set; its model, backbone and overrides are the source's.
-PROBE_ROW_KEYS = {"id", "probe", "name", "paper", "label", "datasets", "paper_config", "reference", "requires"}
-# What a shared row ({id: ..., from: <table>}) may set for itself; its model and overrides are the source row's.
-SHARED_ROW_KEYS = {"id", "from", "name", "paper", "label", "flops_note", "datasets", "paper_config", "reference"}
-CITED_ROW_KEYS = {"id", "name", "cited", "paper", "label"}
-BACKBONE_KEYS = {"name", "tag", "pretraining"}
-DATASET_KINDS = ("synth", "kinetics400", "ssv2")
-PAPER_CONFIG_KEYS = {"backbone", "num_frames", "image_size", "head"}
+def keys_set_by(kind: str) -> list[str]:
+    """The keys a row of ``kind`` (RUN, SHARED, PROBE, CITED) may set in its file."""
+    return sorted(key for key, f in mapping_keys(Row).items() if kind in f.metadata["set_by"])
+
+
+def row_kind(raw: dict[str, Any]) -> str:
+    return next((kind for mark, kind in ROW_KIND_MARKS.items() if mark in raw), RUN)
 
 
 def load_table(name_or_path: str | Path) -> Table:
@@ -148,58 +189,71 @@ def load_table(name_or_path: str | Path) -> Table:
     if not path.is_file():
         raise AblationError(f"{path}: ablation file not found")
     data = yaml.safe_load(path.read_text()) or {}
-    for key in ("table", "title", "rows"):
-        if key not in data:
-            raise AblationError(f"{path}: missing top-level key {key!r}")
-    unknown = set(data) - TABLE_KEYS
-    if unknown:
-        raise AblationError(f"{path}: unknown top-level keys {sorted(unknown)}; expected a subset of "
-                            f"{sorted(TABLE_KEYS)}")
-    if data["table"] != path.stem:
-        raise AblationError(f"{path}: table: {data['table']!r} must be the file's name ({path.stem!r}): the workflow "
+    if not isinstance(data, dict):
+        raise AblationError(f"{path}: expected a mapping of top-level keys, got {data!r}")
+    if not isinstance(data.get("rows"), list):
+        raise AblationError(f"{path}: rows: " + (f"expected a list of rows, got {data['rows']!r}" if "rows" in data
+                                                  else "missing"))
+    table = _built(Table, {**data, "rows": []}, str(path))  # the rows are built below, each named by its id
+    table.path = path
+    _built(PaperConfig, table.paper_config, str(path), "paper_config")
+    if table.table != path.stem:
+        raise AblationError(f"{path}: table: {table.table!r} must be the file's name ({path.stem!r}): the workflow "
                             "finds a table's file by it")
-    rows, seen = [], set()
+    seen = set()
     for i, raw in enumerate(data["rows"]):
         row = _row(raw, f"{path}: rows[{i}]", path)
         if row.id in seen:
             raise AblationError(f"{path}: rows[{i}]: duplicate id {row.id!r}")
         seen.add(row.id)
-        rows.append(row)
-    table = Table(data["table"], data["title"], rows, data.get("paper_config", {}), path, data.get("reference"),
-                  data.get("primary"), data.get("columns"), bool(data.get("latency", False)),
-                  list(data.get("notes", [])))
-    if table.reference is not None and table.reference not in seen:
-        raise AblationError(f"{path}: reference {table.reference!r} is not a row id ({', '.join(sorted(seen))})")
-    for row in rows:
-        if row.reference is not None and (row.reference not in seen or table.row(row.reference).cited):
-            raise AblationError(f"{path}: row {row.id!r}: reference {row.reference!r} is not the id of a row the "
-                                f"suite runs ({', '.join(sorted(r.id for r in rows if not r.cited))})")
+        table.rows.append(row)
+    _check_references(table)
     return table
+
+
+def _built(cls: type, data: Any, where: str, key: str = "") -> Any:
+    """``build(cls, data, key)``, its error an AblationError that names ``where`` (the file, and the row)."""
+    try:
+        return build(cls, data, key)
+    except ConfigError as exc:
+        raise AblationError(f"{where}: {exc}") from None
+
+
+def _check_references(table: Table) -> None:
+    """The table's reference is one of its rows, and a row's own reference a row the suite runs."""
+    ids = [r.id for r in table.rows]
+    if table.reference is not None and table.reference not in ids:
+        raise AblationError(f"{table.path}: reference {table.reference!r} is not a row id ({', '.join(sorted(ids))})")
+    run = sorted(r.id for r in table.rows if not r.cited)
+    for row in table.rows:
+        if row.reference is not None and row.reference not in run:
+            raise AblationError(f"{table.path}: row {row.id!r}: reference {row.reference!r} is not the id of a row "
+                                f"the suite runs ({', '.join(run)})")
 
 
 def _row(raw: Any, where: str, path: Path) -> Row:
     if not isinstance(raw, dict):
         raise AblationError(f"{where}: expected a mapping")
-    unknown = set(raw) - ROW_KEYS
-    if unknown:
-        raise AblationError(f"{where}: unknown keys {sorted(unknown)}; expected a subset of {sorted(ROW_KEYS)}")
-    if "cited" in raw:
-        extra = set(raw) - CITED_ROW_KEYS
-        if extra:
-            raise AblationError(f"{where}: a cited row (cited: {raw['cited']}) is the paper's numbers for another "
-                                f"paper's method; it may only set {sorted(CITED_ROW_KEYS)}, not {sorted(extra)}")
-    elif "from" in raw:
-        raw = _shared_row(raw, where, path)
-    elif "probe" in raw:
-        raw = _probe_row(raw, where, path)
-    for key in ("id", "name") + (() if "cited" in raw else ("model",)):
-        if key not in raw:
-            raise AblationError(f"{where}: missing {key!r}")
+    if "id" not in raw:
+        raise AblationError(f"{where}: id: missing")
     if not re.fullmatch(r"[a-z0-9_]+", str(raw["id"])):
         raise AblationError(f"{where}: id {raw['id']!r} must be lower-case letters, digits and '_'")
+    kind = row_kind(raw)
+    _check_keys_of_kind(raw, kind, where)
+    if kind == SHARED:
+        raw = _shared_row(raw, where, path)
+    elif kind == PROBE:
+        raw = _probe_row(raw, where, path)
+    elif kind == RUN and "model" not in raw:
+        raise AblationError(f"{where}: model: missing (a row of the table's own says what it trains)")
     where = f"{path}: row {raw['id']!r}"
-    _check_row_fields(raw, where)
-    row = Row(**{("shared_from" if k == "from" else k): v for k, v in raw.items()})
+    row = _built(Row, raw, where)
+    if row.datasets == []:
+        raise AblationError(f"{where}: datasets: expected one or more of {list(DATASET_KINDS)} (leave it out: "
+                            "every kind)")
+    if row.backbone is not None:
+        _built(BackboneSpec, row.backbone, where, "backbone")
+    _built(PaperConfig, row.paper_config, where, "paper_config")
     if not row.cited and not row.available() and not row.requires:
         raise AblationError(f"{where}: model.variant: unknown model variant {row.variant!r}; expected one of "
                             f"{list_variants()} (a row whose method is not built yet names what it waits for under "
@@ -207,34 +261,19 @@ def _row(raw: Any, where: str, path: Path) -> Row:
     return row
 
 
-def _check_row_fields(raw: dict[str, Any], where: str) -> None:
-    """The keys that say where and on what a row runs: datasets, backbone, paper_config."""
-    datasets = raw.get("datasets")
-    if datasets is not None and (not isinstance(datasets, list) or not datasets
-                                 or any(d not in DATASET_KINDS for d in datasets)):
-        raise AblationError(f"{where}: datasets: expected a list of dataset kinds from {list(DATASET_KINDS)}, got "
-                            f"{datasets!r}")
-    backbone = raw.get("backbone")
-    if backbone is not None:
-        if not isinstance(backbone, dict) or "name" not in backbone or set(backbone) - BACKBONE_KEYS:
-            raise AblationError(f"{where}: backbone: expected a mapping with `name` and optionally `tag` (fetched "
-                                f"weights) or `pretraining` (the embedded default's), keys {sorted(BACKBONE_KEYS)}; "
-                                f"got {backbone!r}")
-        if backbone.get("pretraining", "contrastive") not in PRETRAINING_OBJECTIVES:
-            raise AblationError(f"{where}: backbone.pretraining: expected one of {list(PRETRAINING_OBJECTIVES)}, got "
-                                f"{backbone['pretraining']!r}")
-    extra = set(raw.get("paper_config") or {}) - PAPER_CONFIG_KEYS
-    if extra:
-        raise AblationError(f"{where}: paper_config: unknown keys {sorted(extra)}; expected a subset of "
-                            f"{sorted(PAPER_CONFIG_KEYS)}")
+def _check_keys_of_kind(raw: dict[str, Any], kind: str, where: str) -> None:
+    allowed = keys_set_by(kind)
+    extra = sorted(set(raw) - set(allowed))
+    if not extra:
+        return
+    if kind == RUN:
+        raise AblationError(f"{where}: unknown keys {extra}; expected a subset of {allowed} (or, for a row of "
+                            f"another kind, one of {sorted(ROW_KIND_MARKS)})")
+    raise AblationError(f"{where}: {FEW_KEYS_BECAUSE[kind].format_map(raw)}; it may only set {allowed}, not {extra}")
 
 
 def _shared_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
     """A row reused from another table: the source row's fields, with this table's name, paper numbers and label."""
-    extra = set(raw) - SHARED_ROW_KEYS
-    if extra:
-        raise AblationError(f"{where}: a shared row (from: {raw['from']}) takes its model from there; it may only set "
-                            f"{sorted(SHARED_ROW_KEYS)}, not {sorted(extra)}")
     source_path = path.parent / f"{raw['from']}.yaml"
     if source_path.resolve() == path.resolve():
         raise AblationError(f"{where}: a row cannot be shared from its own table")
@@ -261,10 +300,6 @@ def _run_fields(src: Row) -> dict[str, Any]:
 def _probe_row(raw: dict[str, Any], where: str, path: Path) -> dict[str, Any]:
     """A linear probe of another table's row: that row's model, backbone and overrides (so its run config is the
     source run's), ``probe`` naming the table whose run directories hold the source's runs."""
-    extra = set(raw) - PROBE_ROW_KEYS
-    if extra:
-        raise AblationError(f"{where}: a probe row (probe: {raw['probe']}) takes its model from the source row; it "
-                            f"may only set {sorted(PROBE_ROW_KEYS)}, not {sorted(extra)}")
     table, _, row_id = str(raw["probe"]).partition("/")
     source_path = path.parent / f"{table}.yaml"
     if not row_id or not source_path.is_file() or source_path.resolve() == path.resolve():

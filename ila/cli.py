@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 from ila import __version__
+from ila.data.kinds import PUBLISHED_DATASETS
+from ila.defaults import DEFAULT_MLFLOW_URI, MLFLOW_DB, TRACKING_URI_HELP
 
 
 class UserError(Exception):
@@ -313,7 +315,7 @@ def _add_tracking_init(sub: argparse._SubParsersAction) -> None:
                  "Create the MLflow tracking store and the named experiments, so that parallel training jobs do not "
                  "race to create them (the workflow runs this first).")
     p.add_argument("--experiment", action="append", required=True, help="experiment name, e.g. table4 (repeatable)")
-    p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--uri", help=TRACKING_URI_HELP)
     p.set_defaults(func=_run_tracking_init)
 
 
@@ -361,7 +363,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
                  "videos/<split>/, videos_s<N>/<split>/, train.txt, val.txt, labels.csv. Each step's options: ila "
                  "data STEP --help.")
     steps = p.add_subparsers(dest="step", required=True, metavar="STEP", parser_class=_Parser)
-    datasets = ("kinetics400", "ssv2")
+    datasets = PUBLISHED_DATASETS
 
     d = _command(steps, "download", "Kinetics-400: fetch a split (or the replacement tarball), resumably; SSv2: "
                  "check the user's files")
@@ -443,9 +445,9 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "compare", "print MLflow UI addresses that compare a table's runs",
                  "Print the MLflow UI addresses of a table's experiment: its runs with the key figures as columns, "
                  "and every finished run side by side. Start the UI first: mlflow ui --backend-store-uri "
-                 "sqlite:///mlflow.db")
+                 f"{DEFAULT_MLFLOW_URI}")
     p.add_argument("table", help="the table's experiment, e.g. table4")
-    p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--uri", help=TRACKING_URI_HELP)
     p.add_argument("--ui", default="http://127.0.0.1:5000", help="where the MLflow UI serves")
     p.set_defaults(func=_run_compare)
 
@@ -457,8 +459,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     run_first = f"run the workflow first (snakemake --cores all results/{args.table}.csv)"
     store = sqlite_path(uri)
     if store is not None and not store.exists():  # MLflow would create an empty store: say why instead
-        raise UserError(f"no MLflow store at {store}; {run_first}, from the directory that holds mlflow.db, or pass "
-                        "--uri")
+        raise UserError(f"no MLflow store at {store}; {run_first}, from the directory that holds {MLFLOW_DB}, or "
+                        "pass --uri")
     try:
         urls = ui_urls(args.table, uri, args.ui)
     except LookupError as exc:

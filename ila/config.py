@@ -263,7 +263,7 @@ class TrainConfig:
 @dataclass
 class TrackingConfig:
     enabled: bool = True
-    # null: $MLFLOW_TRACKING_URI, else sqlite:///<project root>/mlflow.db
+    # null: $MLFLOW_TRACKING_URI, else the project root's store (ila.defaults.mlflow_uri_at)
     uri: str | None = None
     experiment: str = "ila"
     run_name: str | None = None  # null: the run directory's name
@@ -364,18 +364,35 @@ def _check_range(key: str, value: float, lo: float, hi: float) -> None:
 # --------------------------------------------------------------------------- strict building
 
 
+# A field's metadata entry naming the mapping's key for it, where that is not the field's name (``from``, a Python
+# keyword); None: no key sets it (the program does, e.g. the file a table was read from).
+KEY = "key"
+
+
+def mapping_keys(cls: type) -> dict[str, dataclasses.Field]:
+    """The keys a mapping may set for dataclass ``cls``, each with the field it fills."""
+    keys = {f.metadata.get(KEY, f.name): f for f in dataclasses.fields(cls)}
+    keys.pop(None, None)
+    return keys
+
+
 def build(cls: type, data: Mapping[str, Any] | None, where: str = ""):
-    """Instantiate dataclass ``cls`` from ``data``, refusing unknown keys and ill-typed values."""
+    """Instantiate dataclass ``cls`` from ``data``, refusing unknown keys, missing required keys and ill-typed
+    values."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or '<config>'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = mapping_keys(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         key = _join(where, unknown[0])
         raise ConfigError(f"{key}: unknown key; expected one of {sorted(fields)}")
-    kwargs = {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
+    missing = [key for key in _required(fields) if key not in data]
+    if missing:
+        raise ConfigError(f"{_join(where, missing[0])}: missing; required keys: {_required(fields)}")
+    kwargs = {fields[key].name: _coerce(hints[fields[key].name], value, _join(where, key))
+              for key, value in data.items()}
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):
         obj.validate(where or cls.__name__)
@@ -384,6 +401,11 @@ def build(cls: type, data: Mapping[str, Any] | None, where: str = ""):
 
 YAML_TRUE = ("on", "true", "yes")
 YAML_FALSE = ("off", "false", "no")
+
+
+def _required(fields: Mapping[str, dataclasses.Field]) -> list[str]:
+    return [key for key, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
 
 
 def _join(where: str, key: str) -> str:
@@ -419,7 +441,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         for arg in typing.get_args(tp):
             try:
                 return _coerce(arg, value, key)
-            except ConfigError:
+            except ConfigError as exc:
+                if str(exc).startswith((f"{key}[", f"{key}.")):
+                    raise  # the value has this type's shape, and one of its items or keys is wrong: say which
                 continue
         raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
     if tp is type(None):

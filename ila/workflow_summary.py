@@ -12,8 +12,9 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ila.defaults import DEFAULT_MLFLOW_URI  # what `ila compare` reads when given no --uri (from the project root)
+
 WIDTH = 116
-DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"  # what `ila compare` reads when given no --uri
 # Filesystems with coarse timestamps (1 s, 2 s on FAT) can stamp a file a little before the clock read at onstart.
 MTIME_SLACK_S = 2.0
 

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from ila.ablations import ABLATIONS_DIR, AblationError, deep_merge, load_table, row_run_config
 from ila.config import ModelConfig, resolve_run_config
+from ila.data.kinds import check_dataset_kind
+from ila.errors import ConfigError
 from ila.models import create_model, resolve_model_config
 from ila.models.aggregators import MultiframeIntegration
 from ila.models.operators.ila import WindowAttentionInteraction
@@ -188,6 +190,19 @@ def test_shared_rows_are_the_source_tables_runs():
     ("  - {id: nope, from: table4}\n", "has no row 'nope'"),
     ("  - {id: ila, from: nowhere}\n", "ablation file not found"),
     ("  - {id: x, name: X, model: {variant: ila}}\nreference: y\n", "reference 'y' is not a row id"),
+    # The rows' typed fields (ila.config.build), named by row and dotted key:
+    ("  - {id: x, name: X, model: {variant: ila}, datasets: [k400]}\n",
+     r"row 'x': datasets\[0\]: expected one of 'synth', 'kinetics400', 'ssv2', got 'k400'"),
+    ("  - {id: x, name: X, model: {variant: ila}, backbone: {name: ViT-B-16, pretraining: clip}}\n",
+     r"row 'x': backbone.pretraining: expected one of 'contrastive', 'supervised', got 'clip'"),
+    ("  - {id: x, name: X, model: {variant: ila}, backbone: {tag: openai}}\n", r"row 'x': backbone.name: missing"),
+    ("  - {id: x, name: X, model: {variant: ila}, paper_config: {frames: 8}}\n",
+     r"row 'x': paper_config.frames: unknown key; expected one of \['backbone', 'head', 'image_size', 'num_frames'\]"),
+    ("  - {id: x, name: X, model: {variant: ila}, modle: {}}\n", r"rows\[0\]: unknown keys \['modle'\]"),
+    # What each kind of row may set: its own fields, not its source's.
+    ("  - {id: x, name: X, cited: '[1]', model: {variant: ila}}\n",
+     r"rows\[0\]: a cited row .* may only set \['cited', 'id', 'label', 'name', 'paper'\], not \['model'\]"),
+    ("  - {id: ila, probe: table4/ila, overrides: {}}\n", r"a probe row .* not \['overrides'\]"),
 ])  # fmt: skip
 def test_bad_shared_rows_and_references_are_named(tmp_path, body, match):
     for name in ("table4",):
@@ -197,3 +212,11 @@ def test_bad_shared_rows_and_references_are_named(tmp_path, body, match):
     with pytest.raises(AblationError, match=match):
         load_table(path)
     assert Path(path).is_file()
+
+
+def test_the_workflow_refuses_a_dataset_kind_it_cannot_run_on():
+    """The workflow's dataset.kind: a kind a row may name under `datasets:`, or the user's own lists."""
+    assert check_dataset_kind("lists") == "lists" and check_dataset_kind("ssv2") == "ssv2"
+    expected = r"^dataset.kind: expected one of \['synth', 'kinetics400', 'ssv2', 'lists'\], got 'k400'$"
+    with pytest.raises(ConfigError, match=expected):
+        check_dataset_kind("k400")

@@ -125,7 +125,7 @@ def test_temporal_score_is_the_primary_measure(runs):
 def test_bad_table_files_fail_naming_the_key(tmp_path):
     bad = tmp_path / "x.yaml"
     bad.write_text("table: x\ntitle: X\nrowz: []\nrows: []\n")
-    with pytest.raises(AblationError, match=r"unknown top-level keys \['rowz'\]"):
+    with pytest.raises(AblationError, match=r"x.yaml: rowz: unknown key; expected one of \['columns', "):
         load_table(bad)
     bad.write_text("table: y\ntitle: X\nrows: []\n")
     with pytest.raises(AblationError, match="must be the file's name"):

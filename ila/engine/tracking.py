@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ila.config import TrackingConfig, flatten, to_dict
+from ila.defaults import mlflow_uri_at
 from ila.paths import project_root
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ EXPERIMENT_TAGS = {
 def tracking_uri(cfg: TrackingConfig | None = None) -> str:
     if cfg is not None and cfg.uri:
         return cfg.uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow_uri_at(project_root())
 
 
 def sqlite_path(uri: str) -> Path | None:
