@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 import yaml
 
+from ila.catalog import DEFAULT_VARIANT, list_variants
 from ila.config import KEY, build, mapping_keys, resolve_model_config
 from ila.data.kinds import DATASET_KINDS
 from ila.errors import ConfigError
 from ila.paths import PRETRAINING_OBJECTIVES
-from ila.variants import list_variants
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
 
@@ -104,7 +104,7 @@ class Row:
 
     @property
     def variant(self) -> str:
-        return self.model.get("variant", "ila")
+        return self.model.get("variant", DEFAULT_VARIANT)
 
     def available(self) -> bool:
         return self.cited is None and self.variant in list_variants()

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 SUITE_CONFIGS = Path(__file__).parent / "models" / "configs"
+PAPER_BACKBONES = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336")
 
 
 @lru_cache(maxsize=1)
@@ -23,8 +24,9 @@ def _config_files() -> dict[str, Path]:
     return {p.stem: p for d in dirs if d.is_dir() for p in sorted(d.glob("*.json"))}
 
 
-def known_backbones() -> list[str]:
-    return sorted(_config_files())
+def backbone_examples() -> str:
+    """The backbones an unknown name's message offers: the paper's and the suite's own."""
+    return ", ".join([*PAPER_BACKBONES, *suite_backbones()])
 
 
 def suite_backbones() -> list[str]:

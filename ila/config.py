@@ -17,10 +17,9 @@ from typing import Any, Literal
 
 import yaml
 
-from ila import variants
-from ila.backbone_configs import backbone_depth, backbone_image_size
+from ila import catalog
+from ila.backbone_configs import backbone_depth, backbone_examples, backbone_image_size
 from ila.errors import ConfigError
-from ila.operator_options import OPERATOR_OPTIONS
 
 # --------------------------------------------------------------------------- sections
 
@@ -123,16 +122,16 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """A video model: a registered variant (``ila.variants.list_variants()``) plus overrides of its defaults."""
+    """A video model: a catalogued variant (``ila.catalog.list_variants()``) plus overrides of its defaults."""
 
-    variant: str = "ila"
+    variant: str = catalog.DEFAULT_VARIANT
     # An open_clip model name: its own CLIP towers, or a timm ViT as the image tower (open_clip's timm_model_name).
     backbone: str = "ViT-B-32"
     # An open_clip pretrained tag (needs the hub), a local checkpoint path, or null for random initialisation.
     pretrained: str | None = None
     # In a run config, filled from data.num_frames (the one frame count); set it only for a model built on its own.
     num_frames: int = 8
-    # Filled from the variant: the registered temporal operator and its options.
+    # Filled from the variant: the catalogued temporal operator (ila.catalog.OPERATORS) and its options.
     operator: str | None = None
     operator_args: dict = field(default_factory=dict)
     # Options a profile sets to scale the operator with its backbone (e.g. the alignment module's channels for the
@@ -145,9 +144,9 @@ class ModelConfig:
     block_group: list[int] | None = None
     head: Literal["text", "linear"] = "text"
     prompt_generator: bool = True
-    # How frame embeddings become the video's (ila.models.aggregators): 'mean' (Eq. 8), 'mit' (X-CLIP's
-    # multi-frame integration transformer) or 'evl' (EVL's decoder over the last blocks; a linear head only).
-    aggregator: Literal["mean", "mit", "evl"] = "mean"
+    # How frame embeddings become the video's: a catalogued aggregator (ila.catalog.AGGREGATORS): 'mean' (Eq. 8), 'mit'
+    # (X-CLIP's multi-frame integration transformer), 'evl' (EVL's decoder over the last blocks; a linear head only).
+    aggregator: str = "mean"
     # TimeSformer's learned temporal position embedding: a zero-initialised [T, width] parameter added to every frame's
     # patch tokens before the first block, so that attention over time can tell frames apart (without it, temporal
     # attention is permutation-equivariant and the frame mean removes the rest). Set by the divided_st and ata variants.
@@ -172,9 +171,10 @@ class ModelConfig:
         if self.probe_from is not None and self.head != "linear":
             raise ConfigError(f"{where}.probe_from: a linear probe trains a new linear head on the frozen model; set "
                               f"{where}.head: linear")
-        if self.aggregator == "evl" and self.head != "linear":
-            raise ConfigError(f"{where}.aggregator: 'evl' (EVL's decoder) returns the tower's width for a linear "
-                              f"head, as EVL's; set {where}.head: linear")
+        aggregator = catalog.lookup(catalog.AGGREGATORS, self.aggregator, f"{where}.aggregator", "video aggregator")
+        if aggregator.linear_head_only and self.head != "linear":
+            raise ConfigError(f"{where}.aggregator: {self.aggregator!r} ({aggregator.description}) returns the "
+                              f"tower's width for a linear head; set {where}.head: linear")
         if self.block_group is not None:
             g = self.block_group
             if not (isinstance(g, list) and len(g) == 2 and all(isinstance(v, int) for v in g) and 1 <= g[0] <= g[1]):
@@ -197,15 +197,12 @@ class ModelConfig:
         return list(range((k - 1) * size, k * size))
 
     def operator_options(self) -> Any:
-        """The operator's options dataclass (``ila.operator_options``) from the profile's and the config's
+        """The operator's options dataclass (its catalog entry's) from the profile's and the config's
         ``operator_args``; None without an operator."""
         if self.operator is None:
             return None
-        if self.operator not in OPERATOR_OPTIONS:
-            raise ConfigError(f"model.operator: unknown temporal operator {self.operator!r}; expected one of "
-                              f"{sorted(OPERATOR_OPTIONS)}")
-        return build(OPERATOR_OPTIONS[self.operator], {**self.profile_operator_args, **self.operator_args},
-                     "model.operator_args")
+        operator = catalog.lookup(catalog.OPERATORS, self.operator, "model.operator", "temporal operator")
+        return build(operator.options, {**self.profile_operator_args, **self.operator_args}, "model.operator_args")
 
 
 @dataclass
@@ -316,10 +313,10 @@ def resolve_model_config(data: Mapping[str, Any] | ModelConfig | None = None, wh
     if "mit" in data:
         _migrate_mit(data, where)
     name = data.get("variant", ModelConfig.variant)
-    if name not in variants.list_variants():
+    if name not in catalog.VARIANTS:
         raise ConfigError(f"{where}.variant: unknown model variant {name!r}; expected one of "
-                          f"{variants.list_variants()}")
-    defaults = variants.variant_defaults(name)
+                          f"{catalog.list_variants()}")
+    defaults = catalog.variant_defaults(name)
     merged = {**defaults, **data}
     if "operator_args" in data and "operator_args" in defaults:
         merged["operator_args"] = {**defaults["operator_args"], **data["operator_args"]}
@@ -336,8 +333,7 @@ def _check_buildable(cfg: ModelConfig, where: str) -> None:
         depth = backbone_depth(cfg.backbone)
     except KeyError:
         raise ConfigError(f"{where}.backbone: unknown backbone {cfg.backbone!r}; expected an open_clip model name "
-                          "such as ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336, ILA-mini-32, ILA-mini-timm-32"
-                          ) from None
+                          f"such as {backbone_examples()}") from None
     if depth is not None:
         cfg.operator_blocks(depth)
 

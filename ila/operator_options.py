@@ -2,8 +2,8 @@
 
 An operator is built from its options dataclass (``ila.models.operators``); the same dataclass checks a config's
 ``operator_args`` when the config is read, so the Snakefile refuses a misspelt option or value for every ablation row
-before any job starts (``ila.config.resolve_model_config``). A new operator declares its options here under its
-registered name; registering an operator without them fails.
+before any job starts (``ila.config.resolve_model_config``). The catalog (``ila.catalog.OPERATORS``) names each
+operator's options class; a new operator without options takes ``NoOptions``.
 """
 
 from __future__ import annotations
@@ -76,13 +76,3 @@ def _check_jitter_hidden(options: Any, where: str) -> None:
         # The point head halves the channels twice, the second time in two groups.
         raise ConfigError(f"{where}.hidden: expected a positive multiple of 4, got {options.hidden}")
 
-
-OPERATOR_OPTIONS: dict[str, type] = {
-    "ila": ILAOptions,
-    "ila_released": ReleasedILAOptions,
-    "avg_pool": NoOptions,
-    "xclip": NoOptions,
-    "divided_st": DividedSTOptions,
-    "temporal_shift": TemporalShiftOptions,
-    "ata": NoOptions,
-}

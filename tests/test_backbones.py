@@ -1,13 +1,10 @@
 """The backbone adapters and what the video ViT gives back: block outputs and attention queries/keys that match
-each library's own blocks, on both adapted families; the operators' block hooks; the registries' names."""
-
-import typing
+each library's own blocks, on both adapted families; the operators' block hooks."""
 
 import pytest
 import torch
 
-from ila.config import ModelConfig
-from ila.models import create_model, list_aggregators
+from ila.models import create_model
 from ila.models.adapters import adapt_backbone
 
 CLASSES = ["a", "b", "c"]
@@ -121,13 +118,6 @@ def test_timesformer_carries_one_video_class_token(backbone):
         assert torch.allclose(frames, frames[:, :1].expand_as(frames), atol=1e-5) == shared, variant
 
 
-def test_aggregator_names_in_the_config_are_the_registered_ones():
-    """The config names the aggregators without importing torch (so that configs are checked before any job);
-    the two lists must agree."""
-    names = typing.get_args(typing.get_type_hints(ModelConfig)["aggregator"])
-    assert sorted(names) == list_aggregators()
-
-
 def test_a_tower_that_drops_patches_is_refused():
     import open_clip
 
@@ -153,12 +143,3 @@ def test_checkpoints_and_configs_from_before_the_aggregators_still_load():
     with pytest.warns(FutureWarning):
         assert _same_config(saved, cfg)
         assert not _same_config({**saved, "seed": 5}, cfg)
-
-
-def test_every_operator_declares_its_options_where_configs_are_checked():
-    from ila.models import list_operators, register_operator
-    from ila.operator_options import OPERATOR_OPTIONS
-
-    assert list_operators() == sorted(OPERATOR_OPTIONS)
-    with pytest.raises(ValueError, match="declare its options in ila/operator_options.py"):
-        register_operator("undeclared")

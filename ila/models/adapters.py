@@ -4,7 +4,7 @@ The video model and every temporal operator talk to the backbone only through :c
 embedding, the blocks, pooling, grid, width) and :class:`BlockAdapter` (a block's norm / attention / layer scale /
 MLP). Two families are adapted: open_clip's own ``VisionTransformer`` and a timm ``VisionTransformer`` inside
 open_clip's ``TimmModel`` (a CLIP config with ``timm_model_name``). A new family is one adapter class and one entry in
-``_ADAPTERS``; nothing else in the suite reads a backbone's blocks or tokens.
+the catalog (``ila.catalog.ADAPTERS``); nothing else in the suite reads a backbone's blocks or tokens.
 
 Attention is recomputed here from each block's own projection weights through ``scaled_dot_product_attention`` (fused
 kernels on GPU; the math path decomposes into matmuls that FLOP counters see) so that extra tokens can join it and
@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from timm.layers import Attention as TimmAttention
 from timm.models.vision_transformer import Block as TimmViTBlock
 from torch import nn
+
+from ila import catalog
 
 QK = tuple[torch.Tensor, torch.Tensor]  # queries and keys [N, heads, tokens, head_dim]
 
@@ -130,6 +132,11 @@ class BackboneAdapter:
     width: int
     output_dim: int
 
+    @classmethod
+    def fits(cls, visual: nn.Module) -> bool:
+        """Whether this adapter adapts the image tower ``visual`` (``clip.visual``)."""
+        raise NotImplementedError
+
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -147,6 +154,10 @@ class BackboneAdapter:
 
 class OpenCLIPViT(BackboneAdapter):
     """open_clip's ``VisionTransformer``."""
+
+    @classmethod
+    def fits(cls, visual: nn.Module) -> bool:
+        return hasattr(visual, "transformer") and hasattr(visual, "_embeds") and hasattr(visual, "grid_size")
 
     def __init__(self, visual: nn.Module):
         _refuse_patch_dropout(visual.patch_dropout)
@@ -166,6 +177,10 @@ class OpenCLIPViT(BackboneAdapter):
 
 class TimmViT(BackboneAdapter):
     """A timm ``VisionTransformer`` as open_clip's ``TimmModel`` wraps it (``.trunk``, projection in ``.head``)."""
+
+    @classmethod
+    def fits(cls, visual: nn.Module) -> bool:
+        return hasattr(visual, "trunk") and hasattr(visual.trunk, "blocks") and hasattr(visual.trunk, "patch_embed")
 
     def __init__(self, visual: nn.Module):
         trunk = self.trunk = visual.trunk
@@ -199,27 +214,13 @@ def _refuse_patch_dropout(module: nn.Module) -> None:
                          "operators need the full patch grid: build it without patch dropout")
 
 
-def _is_open_clip_vit(visual: nn.Module) -> bool:
-    return hasattr(visual, "transformer") and hasattr(visual, "_embeds") and hasattr(visual, "grid_size")
-
-
-def _is_timm_vit(visual: nn.Module) -> bool:
-    return hasattr(visual, "trunk") and hasattr(visual.trunk, "blocks") and hasattr(visual.trunk, "patch_embed")
-
-
-# (test, adapter) in the order tried; a new backbone family adds one entry.
-_ADAPTERS: list[tuple[Callable[[nn.Module], bool], Callable[[nn.Module], BackboneAdapter]]] = [
-    (_is_open_clip_vit, OpenCLIPViT),
-    (_is_timm_vit, TimmViT),
-]
-
-
 def adapt_backbone(visual: nn.Module) -> BackboneAdapter:
     """The adapter for an image tower (``clip.visual``); a tower no adapter knows fails naming its type."""
-    for test, adapter in _ADAPTERS:
-        if test(visual):
+    for entry in catalog.ADAPTERS.values():
+        adapter = catalog.load_class(entry.location, BackboneAdapter)
+        if adapter.fits(visual):
             return adapter(visual)
     inner: Any = getattr(visual, "trunk", None)
     raise ValueError(f"no backbone adapter for image tower {type(visual).__name__}"
                      + (f" (timm {type(inner).__name__})" if inner is not None else "")
-                     + "; adapted: open_clip VisionTransformer, timm VisionTransformer through open_clip's TimmModel")
+                     + "; adapted: " + ", ".join(entry.description for entry in catalog.ADAPTERS.values()))

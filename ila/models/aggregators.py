@@ -1,4 +1,5 @@
-"""Video aggregators: how a video's representation is made from its frames, registered by name like the operators.
+"""Video aggregators: how a video's representation is made from its frames, catalogued by name like the operators
+(``ila.catalog.AGGREGATORS``).
 
 An aggregator receives the video ViT's :class:`~ila.models.video_vit.VideoFeatures` and returns ``[B, E]``. One that
 needs more than the pooled frames names the blocks it reads (``intermediate_blocks``, negative from the end) and
@@ -15,7 +16,7 @@ import torch
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
-from ila.models.registry import Registry
+from ila import catalog
 from ila.models.video_vit import VideoFeatures
 
 
@@ -40,16 +41,14 @@ class VideoAggregator(nn.Module):
         raise NotImplementedError
 
 
-AGGREGATORS = Registry("video aggregator", "model.aggregator")
-register_aggregator = AGGREGATORS.register
-list_aggregators = AGGREGATORS.names
-
-
 def build_aggregator(name: str, ctx: AggregatorContext) -> VideoAggregator:
-    return AGGREGATORS.get(name)(ctx)
+    """Aggregator ``name``, its class imported from the catalog's location (``ila.catalog.AGGREGATORS``)."""
+    entry = catalog.lookup(catalog.AGGREGATORS, name, "model.aggregator", "video aggregator")
+    aggregator = catalog.load_class(entry.location, VideoAggregator)(ctx)
+    aggregator.registry_name = name  # the catalog name it was built under
+    return aggregator
 
 
-@register_aggregator("mean")
 class FrameMean(VideoAggregator):
     """Eq. 8: the average of the frame embeddings."""
 
@@ -60,7 +59,6 @@ class FrameMean(VideoAggregator):
         return features.frames.mean(1)
 
 
-@register_aggregator("mit")
 class MultiframeIntegration(VideoAggregator):
     """X-CLIP's MIT: learned temporal position embedding, one transformer layer over T, residual, mean."""
 
@@ -132,7 +130,6 @@ class EVLDecoderLayer(nn.Module):
         return query + self.mlp(self.norm_mlp(query))
 
 
-@register_aggregator("evl")
 class EVLDecoder(VideoAggregator):
     """EVL (Lin et al., ECCV 2022): a decoder over the last blocks of the image tower, which EVL keeps frozen.
 

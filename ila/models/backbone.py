@@ -25,10 +25,9 @@ from timm.models import build_model_with_cfg, register_model
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-_CONFIG_DIR = Path(__file__).parent / "configs"
-open_clip.add_model_config(_CONFIG_DIR)
+from ila.backbone_configs import PAPER_BACKBONES, SUITE_CONFIGS, backbone_examples
 
-PAPER_BACKBONES = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336")
+open_clip.add_model_config(SUITE_CONFIGS)
 
 
 @dataclass(frozen=True)
@@ -89,8 +88,7 @@ def build_clip(
     architecture without allocating weights (FLOPs counting).
     """
     if name not in open_clip.list_models():
-        raise ValueError(f"unknown backbone {name!r}; open_clip knows e.g. {', '.join(PAPER_BACKBONES)}, "
-                         "ILA-mini-32, ILA-mini-timm-32")
+        raise ValueError(f"unknown backbone {name!r}; open_clip knows e.g. {backbone_examples()}")
     if pretrained and _is_file_reference(pretrained):
         path = Path(pretrained).expanduser()
         if not path.is_file():

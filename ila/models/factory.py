@@ -1,8 +1,9 @@
 """One factory for every video model (as timm's ``create_model``).
 
-The named variants are registered in the torch-free :mod:`ila.variants`; :func:`ila.config.resolve_model_config`
-turns a variant plus overrides into a :class:`~ila.config.ModelConfig`, and :func:`create_model` builds it on any
-backbone an adapter knows (``ila.models.adapters``).
+The named variants, operators, aggregators and adapters are catalogued in the torch-free :mod:`ila.catalog`;
+:func:`ila.config.resolve_model_config` turns a variant plus overrides into a :class:`~ila.config.ModelConfig`, and
+:func:`create_model` builds it on any backbone a catalogued adapter fits, importing each part's class from its
+catalog location.
 """
 
 from __future__ import annotations

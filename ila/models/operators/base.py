@@ -16,7 +16,8 @@ video-level class token is averaged over the frames there). An operator that nee
 overrides ``run_block``. The block itself is reached through its adapter (``ila.models.adapters.BlockAdapter``),
 never through a library's field names, so every operator works on every adapted backbone.
 
-Operators are registered by name and built from declarative options; the block wrapper is in ``video_vit.py``.
+Operators are catalogued by name (``ila.catalog``) and built from declarative options; the block wrapper is in
+``video_vit.py``.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ila import catalog
 from ila.models.adapters import QK, BlockAdapter
-from ila.models.registry import Registry
-from ila.operator_options import OPERATOR_OPTIONS
 
 
 @dataclass
@@ -109,21 +109,13 @@ def copy_pretrained(module: nn.Module) -> nn.Module:
     return out
 
 
-OPERATORS = Registry("temporal operator", "model.operator")
-list_operators = OPERATORS.names
-
-
-def register_operator(name: str):
-    """Registers an operator class, built as ``cls(ctx, options)`` with its options dataclass from
-    ``ila.operator_options`` (declared there, without torch, so that configs are checked before any job)."""
-    if name not in OPERATOR_OPTIONS:
-        raise ValueError(f"temporal operator {name!r}: declare its options in ila/operator_options.py first")
-    return OPERATORS.register(name)
-
-
 def build_operator(name: str, ctx: BlockContext, options: Any) -> TemporalOperator:
-    """Operator ``name`` for one block; ``options``: its options dataclass (``ModelConfig.operator_options()``)."""
-    return OPERATORS.get(name)(ctx, options)
+    """Operator ``name`` for one block, its class imported from the catalog's location (``ila.catalog.OPERATORS``);
+    ``options``: its options dataclass (``ModelConfig.operator_options()``)."""
+    entry = catalog.lookup(catalog.OPERATORS, name, "model.operator", "temporal operator")
+    operator = catalog.load_class(entry.location, TemporalOperator)(ctx, options)
+    operator.registry_name = name  # the catalog name it was built under (a class may serve several)
+    return operator
 
 
 def average_class_tokens(x: torch.Tensor, num_frames: int) -> torch.Tensor:

@@ -23,13 +23,11 @@ from ila.models.operators.base import (
     TemporalOperator,
     average_class_tokens,
     copy_pretrained,
-    register_operator,
     split_frames,
 )
 from ila.operator_options import DividedSTOptions, NoOptions, TemporalShiftOptions
 
 
-@register_operator("xclip")
 class CrossFrameMessageOperator(TemporalOperator):
     """X-CLIP's cross-frame communication: a message token per frame made from its CLS (Linear + LayerNorm), the
     T messages exchange information by self-attention, and each frame's message joins its tokens for the spatial
@@ -70,7 +68,6 @@ class _TemporalAttention(nn.Module):
         return res.reshape(b, k, t, d).permute(0, 2, 1, 3)
 
 
-@register_operator("divided_st")
 class DividedSpaceTimeOperator(TemporalOperator):
     """TimeSformer's divided space-time attention: before the spatial attention, each patch position attends over
     the T frames (CLS excluded); the residual goes through a zero-initialised projection.
@@ -107,7 +104,6 @@ def temporal_shift(patches: torch.Tensor, fold_div: int = 8) -> torch.Tensor:
     return out
 
 
-@register_operator("temporal_shift")
 class TemporalShiftOperator(TemporalOperator):
     """Temporal shift (as in ActionCLIP) on every block's input, patch tokens only. No parameters."""
 
@@ -163,7 +159,6 @@ def assignment_trajectories(patches: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(traj).to(patches.device)
 
 
-@register_operator("ata")
 class AlignedTemporalAttentionOperator(TemporalOperator):
     """ATA (alignment-guided temporal attention): patches are aligned across frames by assignment, attend over T
     along their trajectories, and the result is put back in place (the inverse permutation, "de-alignment")."""

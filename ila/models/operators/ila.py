@@ -25,7 +25,6 @@ from ila.models.operators.base import (
     OperatorOutput,
     TemporalOperator,
     average_class_tokens,
-    register_operator,
     split_frames,
 )
 from ila.operator_options import ILAOptions, NoOptions
@@ -265,7 +264,6 @@ def alignment_loss(pooled_a: torch.Tensor, pooled_b: torch.Tensor) -> torch.Tens
 # --------------------------------------------------------------------------- operators
 
 
-@register_operator("ila")
 class ILAOperator(TemporalOperator):
     """The paper's IST block hook.
 
@@ -340,7 +338,6 @@ class ILAOperator(TemporalOperator):
                 torch.einsum("bph,bphd->bpd", masks[:, :, 1], second))
 
 
-@register_operator("avg_pool")
 class AveragePoolOperator(TemporalOperator):
     """Table 4's "CLIP + Average Pooling": the MI token without alignment, the plain mean of the frame's patches."""
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, register_operator, split_frames
+from ila.models.operators.base import BlockContext, OperatorOutput, TemporalOperator, split_frames
 from ila.models.operators.ila import AlignmentModule, alignment_loss, decayed_jitter, predict_pair_masks
 from ila.operator_options import ReleasedILAOptions
 
@@ -27,7 +27,6 @@ def merge_pair_sides(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return torch.cat([first[:, :1], middle, second[:, -1:]], dim=1)
 
 
-@register_operator("ila_released")
 class ReleasedILAOperator(TemporalOperator):
     def __init__(self, ctx: BlockContext, options: ReleasedILAOptions):
         super().__init__()
