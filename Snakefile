@@ -7,8 +7,9 @@
 #   snakemake --profile workflow/profiles/slurm --configfile workflow/config/paper-k400.yaml
 #
 # Rows come from ablations/<table>.yaml; settings from workflow/config/*.yaml, validated against
-# workflow/schemas/config.schema.yaml (which also fills the defaults). Every row's run config is validated too, so a
-# bad key fails here, before any job starts; so does a dataset on disk that is not the config's (check_datasets).
+# workflow/schemas/config.schema.yaml (which also fills the defaults). ila.plan turns them into every job (each row's
+# run config checked), so a bad key fails here, before any job starts; so does a dataset on disk that is not the
+# config's. The rules only read that plan (workflow/rules/common.smk).
 import time
 
 from snakemake.utils import min_version
@@ -24,12 +25,6 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 
-
-standalone_profile()
-validate_config()
-check_datasets()
-
-
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
@@ -41,14 +36,14 @@ include: "workflow/rules/figures.smk"
 # The tables only: `snakemake --cores all tables` (those of `tables` with rows on the profile's dataset).
 rule tables:
     input:
-        expand(in_results("{table}.{ext}"), table=profile_tables(), ext=["csv", "md"]),
+        expand(in_results("{table}.{ext}"), table=PLAN.profile_tables(), ext=["csv", "md"]),
 
 
 # Everything: every table of `tables` and every figure (`snakemake --cores all`), what the report shows.
 rule all:
     input:
         rules.tables.input,
-        all_figures(),
+        PLAN.figures(),
     default_target: True
 
 

@@ -267,6 +267,17 @@ class TrackingConfig:
     tags: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PretrainConfig:
+    """How the embedded default pretrains a mini-CLIP (``ila pretrain-clip``; the workflow's ``pretrain:``)."""
+
+    steps: int = 300
+    batch_size: int = 128  # image-caption pairs per step
+    pool_size: int = 8192  # distinct pairs drawn from
+    lr: float = 1e-3  # peak learning rate (cosine schedule, 5% warm-up)
+    seed: int = 0  # of the pairs and the initialisation
+
+
 @dataclass
 class RunConfig:
     """One training run and its evaluation: everything ``ila train`` / ``ila evaluate`` need."""

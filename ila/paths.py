@@ -12,6 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+# What ran since an invocation started is judged by files' modification times; filesystems with coarse timestamps
+# (1 s, 2 s on FAT) can stamp a file a little before the clock read at its start.
+MTIME_SLACK_S = 2.0
+
 
 def project_root() -> Path:
     return Path(os.environ.get("ILA_ROOT", os.getcwd())).resolve()
@@ -28,14 +32,16 @@ def data_dir() -> Path:
     return project_root() / "data"
 
 
-def resources_dir() -> Path:
-    """Cached artefacts that several runs share (e.g. the pretrained mini-CLIP)."""
-    return project_root() / "resources"
+def synth_root(preset: str) -> str:
+    """Where the synthetic benchmark of a preset (ila.data.synth.PRESETS) is generated, relative to the project
+    root."""
+    return f"data/synth-{preset}"
 
 
-def results_dir() -> Path:
-    """Runs, tables and figures."""
-    return project_root() / "results"
+def run_dir(table: str, row: str, seed: int | str) -> str:
+    """A run's directory under the results directory: one per (table, row, seed). A row shared from another
+    table (``from:``) has its runs under that table."""
+    return f"{table}/{row}/seed{seed}"
 
 
 def write_json(data: Any, path: str | Path) -> Path:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
+from ila.config import PretrainConfig
 from ila.data.synth import STATIC_SHAPES, Canvas, _make_scene, shape_mask
 from ila.data.transforms import normalize
 from ila.engine.checkpoint import save_atomic
@@ -142,11 +143,11 @@ class _Objective:
 def pretrain_clip(
     out: str | Path,
     backbone: str = "ILA-mini-32",
-    steps: int = 1500,
-    batch_size: int = 256,
-    pool_size: int = 16384,
-    lr: float = 1e-3,
-    seed: int = 0,
+    steps: int = PretrainConfig.steps,
+    batch_size: int = PretrainConfig.batch_size,
+    pool_size: int = PretrainConfig.pool_size,
+    lr: float = PretrainConfig.lr,
+    seed: int = PretrainConfig.seed,
     threads: int | None = None,
     progress: bool = True,
     objective: str = "contrastive",

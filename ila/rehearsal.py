@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ila.workflow_summary import MTIME_SLACK_S
+from ila.paths import MTIME_SLACK_S
 
 # A run's own logs end in the step (results/logs/<table>/<row>/seed<N>.<step>.log); a data log names its split or
 # size after the kind (data/k400-download-train.log, data/preprocess-s256-val.log).

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ila.defaults import DEFAULT_MLFLOW_URI  # what `ila compare` reads when given no --uri (from the project root)
+from ila.paths import MTIME_SLACK_S
+from ila.rehearsal import rehearsal_summary
 
 WIDTH = 116
-# Filesystems with coarse timestamps (1 s, 2 s on FAT) can stamp a file a little before the clock read at onstart.
-MTIME_SLACK_S = 2.0
 
 
 def _natural(path: str) -> list:
@@ -73,3 +73,22 @@ def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str
     lines.append(f"  every table: snakemake --cores all tables{config} (and every figure: snakemake --cores all"
                  f"{config})")
     return lines
+
+
+def print_run_summary(plan, started: float, configfiles: Sequence[str], failed: bool = False) -> None:
+    """What the Snakefile prints when an invocation that ran jobs ends: a rehearsal's summary (jobs run, failed and
+    skipped, seconds per job kind; also when it failed), then, on success, what it wrote and what to open next.
+    ``plan`` is the invocation's :class:`ila.plan.Plan`."""
+    import os
+
+    results = Path(plan.results_dir)
+    if plan.rehearsal:
+        print("\n".join(rehearsal_summary(results, started, plan.skipped())))
+    if failed:
+        return
+    tables, figures = written_results(results, started)
+    uri = plan.config.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI
+    # As given on the command line where that was under the working directory, else absolute.
+    shown = [f if os.path.relpath(f).startswith("..") else os.path.relpath(f)
+             for f in map(os.path.abspath, configfiles)]
+    print("\n".join(summary_lines(tables, figures, uri, shown, plan.results_dir)))

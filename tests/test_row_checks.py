@@ -1,6 +1,6 @@
-"""A typo in an ablation row fails the dry run (`snakemake -n`), naming the file, the row, the key and the value,
-before any job: every ablation file gets a broken copy (timm-style, one test per file), and each kind of typo one
-test of its own."""
+"""A typo in an ablation row fails the plan (`ila.plan`, what the Snakefile builds before any job), naming the file,
+the row, the key and the value: every ablation file gets a broken copy (timm-style, one test per file), and each kind
+of typo one test of its own. The last tests check that a dry run of the workflow stops on it as the plan does."""
 
 import shutil
 from pathlib import Path
@@ -10,38 +10,33 @@ import yaml
 from workflow_runner import REPO, snakemake
 
 from ila.ablations import ABLATIONS_DIR
+from ila.plan import Plan, PlanError, load_profile, validate_profile
 
 FILES = sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
 
 
-def _project(tmp_path: Path) -> Path:
-    """A copy of the workflow (Snakefile, workflow/, ablations/) whose ablation files a test may break."""
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    shutil.copy(REPO / "Snakefile", proj / "Snakefile")
-    for folder in ("workflow", "ablations"):
-        shutil.copytree(REPO / folder, proj / folder)
-    return proj
-
-
-def _dry_run(tmp_path: Path, table: str, edit, *extra: str):
-    """Dry-run `tables` with ``edit(data)`` applied to the copy of ``ablations/<table>.yaml``."""
-    proj = _project(tmp_path)
-    path = proj / "ablations" / f"{table}.yaml"
+def _broken_copy(tmp_path: Path, table: str, edit) -> Path:
+    """A copy of ablations/ with ``edit(data)`` applied to ``<table>.yaml``."""
+    folder = tmp_path / "ablations"
+    shutil.copytree(ABLATIONS_DIR, folder)
+    path = folder / f"{table}.yaml"
     data = yaml.safe_load(path.read_text())
     edit(data)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    work = tmp_path / "work"
-    work.mkdir()
-    return snakemake("-n", "tables", *extra, cwd=work, snakefile=proj / "Snakefile")
+    return folder
 
 
-def _fails_naming(res, *parts: str) -> None:
-    assert res.returncode != 0, res.stdout[-2000:]
-    output = res.stdout + res.stderr  # Snakemake prints a parse-time error on either, by version
-    lines = [ln for ln in output.splitlines() if "error:" in ln]
-    assert lines, output[-3000:]
-    assert all(p in lines[0] for p in parts), (parts, lines[0])
+def _plan_error(tmp_path: Path, table: str, edit) -> str:
+    """The message of the plan of the embedded default over the edited ablation files (it must fail)."""
+    folder = _broken_copy(tmp_path, table, edit)
+    with pytest.raises(PlanError) as err:
+        Plan(validate_profile(load_profile()), folder)
+    return str(err.value)
+
+
+def _fails_naming(message: str, *parts: str) -> None:
+    assert "error:" in message, message
+    assert all(p in message for p in parts), (parts, message)
 
 
 @pytest.mark.parametrize("table", FILES)
@@ -68,8 +63,7 @@ def test_a_typo_in_each_ablation_file_fails_the_dry_run(tmp_path, table):
             row["id"] += "x"
             expect.extend(["rows[0]", f"{row['from']}.yaml has no row {row['id']!r} to share"])
 
-    res = _dry_run(tmp_path, table, edit)
-    _fails_naming(res, f"{table}.yaml", *expect)
+    _fails_naming(_plan_error(tmp_path, table, edit), f"{table}.yaml", *expect)
 
 
 CASES = {
@@ -100,15 +94,40 @@ def test_a_bad_model_setting_fails_the_dry_run(tmp_path, case):
         row.update(id=target["id"])
         target["model"] = {k: v for k, v in {**target["model"], **model}.items() if v is not None}
 
-    res = _dry_run(tmp_path, table, edit)
-    _fails_naming(res, f"{table}.yaml", f"row {row['id']!r}", *parts)
+    _fails_naming(_plan_error(tmp_path, table, edit), f"{table}.yaml", f"row {row['id']!r}", *parts)
 
 
-def test_a_shared_row_missing_from_its_source_fails_the_dry_run(tmp_path):
-    res = _dry_run(tmp_path, "table5", lambda data: data["rows"].append({"id": "nope", "from": "table4"}))
-    _fails_naming(res, "table5.yaml", "table4.yaml has no row 'nope' to share")
+def test_a_shared_row_missing_from_its_source_fails_the_plan(tmp_path):
+    message = _plan_error(tmp_path, "table5", lambda data: data["rows"].append({"id": "nope", "from": "table4"}))
+    _fails_naming(message, "table5.yaml", "table4.yaml has no row 'nope' to share")
 
 
-def test_negative_seeds_are_named_as_such(tmp_path):
+def test_negative_seeds_are_named_as_such():
+    with pytest.raises(PlanError) as err:
+        validate_profile({**load_profile(), "seeds": ["-1"]})
+    _fails_naming(str(err.value), "config error: seeds: expected a list of distinct non-negative integers", "[-1]")
+
+
+# End to end: the Snakefile builds the same plan, so a dry run stops on the same errors before any job.
+def _dry_run_fails_naming(res, *parts: str) -> None:
+    assert res.returncode != 0, res.stdout[-2000:]
+    output = res.stdout + res.stderr  # Snakemake prints a parse-time error on either, by version
+    lines = [ln for ln in output.splitlines() if "error:" in ln]
+    assert lines, output[-3000:]
+    assert all(p in lines[0] for p in parts), (parts, lines[0])
+
+
+def test_a_bad_row_fails_the_dry_run(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(REPO / "Snakefile", proj / "Snakefile")
+    shutil.copytree(REPO / "workflow", proj / "workflow")
+    _broken_copy(proj, "table8", lambda data: next(r for r in data["rows"] if "model" in r)["model"].update(
+        variant="ilax"))
+    res = snakemake("-n", "tables", cwd=tmp_path, snakefile=proj / "Snakefile")
+    _dry_run_fails_naming(res, "table8.yaml", "model.variant", "'ilax'", "expected one of")
+
+
+def test_negative_seeds_fail_the_dry_run(tmp_path):
     res = snakemake("-n", "tables", "--config", "seeds=[-1]", cwd=tmp_path)
-    _fails_naming(res, "config error: seeds: expected a list of distinct non-negative integers", "[-1]")
+    _dry_run_fails_naming(res, "config error: seeds: expected a list of distinct non-negative integers", "[-1]")

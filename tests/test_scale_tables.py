@@ -3,6 +3,7 @@ table's own rows with every backbone's weights fetched once, and each row's run 
 embedded default plans its analogues (a second mini-CLIP width, a supervised pretraining)."""
 
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from workflow_runner import snakemake
 
 from ila.ablations import load_table
 from ila.config import resolve_run_config
+from ila.plan import Plan, PlanError, load_profile, validate_profile
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "workflow" / "config"
@@ -77,47 +79,55 @@ PLANS = {
 }
 
 
-def _run_dir(table: str, row: str) -> str:
-    spec = load_table(table)
-    return f"results/{spec.row(row).run_table or table}/{row}/seed0"
+@cache
+def _plan(profile: str) -> Plan:
+    files = [] if profile == "default" else [CONFIGS / f"{profile}.yaml"]
+    return Plan(validate_profile(load_profile(*files)))
 
 
 @pytest.mark.parametrize("table,profile", list(PLANS))
-def test_each_row_runs_at_its_own_configuration(table, profile, tmp_path):
-    plan = PLANS[table, profile]
-    config = ["--configfile", str(CONFIGS / f"{profile}.yaml")]
-    dry = snakemake("-n", f"results/{table}.csv", *config, cwd=tmp_path)
-    assert dry.returncode == 0, dry.stderr[-3000:]
-    out = " ".join((dry.stdout + dry.stderr).split())
-    # Exactly the table's own rows for this dataset are trained, and every weight file is made by one job.
-    trained = set(re.findall(r"results/\w+/(\w+)/seed0/train\.done", out))
-    assert trained == set(plan), trained
-    weights = {weights_file for _, weights_file, *_ in plan.values()}
-    rule = "fetch_clip_weights" if profile.startswith("paper") else "pretrain_mini_clip"
-    assert f"{rule} {len(weights)}" in out
-    for w in weights:
-        assert f"output: {w}" in out
-    # The run configs (the row_config jobs need no data: run them) say what each row runs.
-    targets = [f"{_run_dir(table, row)}/run.yaml" for row in plan]
-    res = snakemake("--cores", "1", *targets, *config, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    for row, (backbone, weights_file, frames, size, (clips, crops), head) in plan.items():
-        cfg = yaml.safe_load((tmp_path / _run_dir(table, row) / "run.yaml").read_text())
+def test_each_row_runs_at_its_own_configuration(table, profile):
+    """Exactly the table's own rows for the profile's dataset are trained, each from its weights file (made by a
+    rule: pretrained or fetched), and each row's run config says what the paper ran."""
+    expected, plan = PLANS[table, profile], _plan(profile)
+    jobs = {row.id: plan.job(row.run_table or table, row.id, 0) for row in plan.rows(table)}
+    assert set(jobs) == set(expected)
+    for row, (backbone, weights_file, frames, size, (clips, crops), head) in expected.items():
+        cfg, job = jobs[row].config, jobs[row]
+        assert job.weights == weights_file and cfg["model"]["pretrained"] == weights_file, row
         assert cfg["model"]["backbone"] == backbone, row
-        assert cfg["model"]["pretrained"] == weights_file, row
         assert cfg["data"]["num_frames"] == frames and cfg["data"].get("input_size", size) == size, row
         assert (cfg["data"]["test_clips"], cfg["data"]["test_crops"]) == (clips, crops), row
         assert resolve_run_config(cfg).model.head == head, row  # the row's, or its variant's (EVL: linear)
 
 
+def test_the_dry_run_makes_each_weight_file_once_and_writes_the_run_configs(tmp_path):
+    """End to end for one table: the workflow trains the plan's rows, builds each weight file with one job, and
+    writes each run config as the plan has it."""
+    table, profile = "table3", "paper-k400"
+    config = ["--configfile", str(CONFIGS / f"{profile}.yaml")]
+    dry = snakemake("-n", f"results/{table}.csv", *config, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    out = " ".join((dry.stdout + dry.stderr).split())
+    assert set(re.findall(r"results/\w+/(\w+)/seed0/train\.done", out)) == set(PLANS[table, profile])
+    weights = {w for _, w, *_ in PLANS[table, profile].values()}
+    assert f"fetch_clip_weights {len(weights)}" in out and all(f"output: {w}" in out for w in weights)
+    jobs = [_plan(profile).job(table, row, 0) for row in PLANS[table, profile]]
+    res = snakemake("--cores", "1", *[f"{job.run_dir}/run.yaml" for job in jobs], *config, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for job in jobs:
+        assert yaml.safe_load((tmp_path / job.run_dir / "run.yaml").read_text()) == job.config
+
+
 def test_a_table_without_rows_on_the_profiles_dataset_is_named(tmp_path):
+    plan = _plan("paper-k400")
+    with pytest.raises(PlanError, match="table2: no row of ablations/table2.yaml runs on dataset 'kinetics400'"):
+        plan.table_inputs("table2")
+    # ... and `tables` leaves it out rather than failing.
+    assert "table1" in plan.profile_tables() and "table2" not in plan.profile_tables()
     res = snakemake("-n", "results/table2.csv", "--configfile", str(CONFIGS / "paper-k400.yaml"), cwd=tmp_path)
     assert res.returncode != 0
     assert "table2: no row of ablations/table2.yaml runs on dataset 'kinetics400'" in res.stdout + res.stderr
-    # ... and `tables` leaves it out rather than failing.
-    res = snakemake("-n", "tables", "--configfile", str(CONFIGS / "paper-k400.yaml"), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "results/table1.csv" in res.stdout and "results/table2.csv" not in res.stdout
 
 
 OWN_BACKBONE_ROWS = [(t, r.id) for t in ("table1", "table2", "table3", "table10")
@@ -150,20 +160,11 @@ PAPER_BATCH = 256
 
 @pytest.mark.parametrize("profile", ["paper-k400", "paper-ssv2"])
 def test_every_paper_row_trains_at_the_papers_batch(profile):
-    """Per-device batch x accumulation x ranks (torchrun's, gpus_per_job) is the paper's 256 for every row a paper
+    """Per-device batch x accumulation x ranks (torchrun's, gpus_per_job) is the paper's 256 for every job a paper
     profile plans, overrides and probe settings included (paper-ssv2 once trained at 32: no accumulation set)."""
-    from ila.ablations import row_run_config
-
-    config = yaml.safe_load((CONFIGS / f"{profile}.yaml").read_text())
-    ranks = max(1, config["gpus_per_job"])
-    checked = 0
-    for path in sorted((REPO / "ablations").glob("*.yaml")):
-        spec = load_table(path)
-        for row in spec.available_rows(config["dataset"]["kind"]):
-            backbone = (row.backbone or {}).get("name", config["backbone"]["name"])
-            base = {**config["run"], "model": {"backbone": backbone}}
-            run = resolve_run_config(row_run_config(base, spec, row, config.get("operator_args"),
-                                                    probe_run=config.get("probe", {}).get("run")))
-            assert run.data.batch_size * run.train.accum_steps * ranks == PAPER_BATCH, (profile, path.name, row.id)
-            checked += 1
-    assert checked >= 5
+    plan = _plan(profile)
+    ranks = max(1, plan.config["gpus_per_job"])
+    for job in plan.jobs.values():
+        run = resolve_run_config(job.config)
+        assert run.data.batch_size * run.train.accum_steps * ranks == PAPER_BATCH, (profile, job.table, job.row.id)
+    assert len(plan.jobs) >= 5

@@ -1,5 +1,6 @@
-"""The workflow's checks of what is on disk before any job starts (a synthetic benchmark regenerated with other
-options, a `dataset.kind: lists` dataset of one's own), and the listing a successful run prints."""
+"""The plan's checks of what is on disk before any job starts (a synthetic benchmark regenerated with other options,
+a `dataset.kind: lists` dataset of one's own), made in process (ila.plan.check_datasets) and, once each way, by a dry
+run of the workflow; and the listing a successful run prints."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import pytest
 from workflow_runner import snakemake
 
 from ila.data.synth import PRESETS, SYNTH_FORMAT, spec_mismatch
+from ila.plan import Plan, PlanError, check_datasets, load_profile, validate_profile
 from ila.workflow_summary import summary_lines, written_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,20 +43,34 @@ def test_spec_mismatch_names_each_differing_field(tmp_path):
     assert spec_mismatch(tmp_path / "broken", default).startswith("unreadable")
 
 
+def _check_datasets(cwd: Path, monkeypatch, *profiles: Path) -> None:
+    """The plan's check of the datasets on disk, with ``cwd`` as the project's directory."""
+    monkeypatch.chdir(cwd)
+    check_datasets(Plan(validate_profile(load_profile(*profiles))))
+
+
 @pytest.mark.parametrize("preset,field,value,message", [
     ("default", "frames", 32, "frames: 32 there, 16 in the profile"),
     # Table 12's probe set, used by the embedded default's probe rows.
     ("transfer", "seed", 5, "seed: 5 there, 1 in the profile"),
 ])  # fmt: skip
-def test_a_customised_synthetic_benchmark_stops_the_workflow(tmp_path, preset, field, value, message):
+def test_a_customised_synthetic_benchmark_stops_the_plan(tmp_path, monkeypatch, preset, field, value, message):
     """`ila synth --preset default --frames 32` writes data/synth-default: the workflow would plan no synth job and
     train on it, so it refuses to start, saying what differs and what to do."""
     _write_synth_json(tmp_path / "data" / f"synth-{preset}", asdict(replace(PRESETS[preset], **{field: value})))
+    with pytest.raises(PlanError) as err:
+        _check_datasets(tmp_path, monkeypatch)
+    out = str(err.value)
+    assert message in out and f"Remove data/synth-{preset} (or move it)" in out
+    assert "ila synth --out data/my-synth" in out and "kind: lists" in out
+
+
+def test_a_customised_synthetic_benchmark_stops_the_dry_run(tmp_path):
+    _write_synth_json(tmp_path / "data" / "synth-default", asdict(replace(PRESETS["default"], frames=32)))
     res = snakemake("-n", "results/table4.csv", cwd=tmp_path)
     out = res.stdout + res.stderr
-    assert res.returncode != 0 and message in out, out[-3000:]
-    assert f"Remove data/synth-{preset} (or move it)" in out and "ila synth --out data/my-synth" in out
-    assert "kind: lists" in out and "Building DAG" not in out
+    assert res.returncode != 0 and "frames: 32 there, 16 in the profile" in out, out[-3000:]
+    assert "Building DAG" not in out
 
 
 def test_the_presets_own_benchmark_passes(tmp_path):
@@ -99,7 +115,7 @@ def test_a_lists_dataset_is_used_as_it_is(tmp_path):
     ("root", "dataset.root: {root} is not a directory"),
     ("remap", "run.data.hflip: 'remap' needs a flip_to column in {root}/labels.csv"),
 ])  # fmt: skip
-def test_a_broken_lists_dataset_stops_the_workflow(tmp_path, damage, message):
+def test_a_broken_lists_dataset_stops_the_plan(tmp_path, monkeypatch, damage, message):
     root = _lists_dataset(tmp_path / "mine")
     extra = ""
     if damage == "labels":
@@ -108,10 +124,17 @@ def test_a_broken_lists_dataset_stops_the_workflow(tmp_path, damage, message):
         root = tmp_path / "elsewhere"
     else:  # the embedded default's recipe flips with remapped labels; these classes have no mirror
         extra = "extends: default\n"
-    res = snakemake("-n", "results/table4.csv", "--configfile", str(_lists_profile(tmp_path, root, extra)),
-                    cwd=tmp_path)
+    with pytest.raises(PlanError) as err:
+        _check_datasets(tmp_path, monkeypatch, _lists_profile(tmp_path, root, extra))
+    assert message.format(root=root) in str(err.value)
+
+
+def test_a_broken_lists_dataset_stops_the_dry_run(tmp_path):
+    root = _lists_dataset(tmp_path / "mine")
+    (root / "labels.csv").unlink()
+    res = snakemake("-n", "results/table4.csv", "--configfile", str(_lists_profile(tmp_path, root)), cwd=tmp_path)
     out = res.stdout + res.stderr
-    assert res.returncode != 0 and message.format(root=root) in out, out[-3000:]
+    assert res.returncode != 0 and f"missing {root}/labels.csv" in out, out[-3000:]
     assert "Building DAG" not in out
 
 

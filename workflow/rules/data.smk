@@ -5,21 +5,21 @@
 
 rule synth_dataset:
     output:
-        train="data/synth-{preset}/train.txt",
-        val="data/synth-{preset}/val.txt",
-        labels="data/synth-{preset}/labels.csv",
+        **PLAN.dataset_files(synth_root("{preset}")),
     log:
         in_results("logs/data/synth-{preset}.log"),
     benchmark:
         in_results("benchmarks/data/synth-{preset}.tsv")
+    params:
+        root=dataset_root_of_output(levels=1),
     threads: ALL_CORES
     conda:
         CONDA_ENV
     shell:
-        "ila synth --preset {wildcards.preset} --out data/synth-{wildcards.preset} --workers {threads} > {log} 2>&1"
+        "ila synth --preset {wildcards.preset} --out {params.root} --workers {threads} > {log} 2>&1"
 
 
-DATA_ROOT = dataset_root()
+DATA_ROOT = PLAN.dataset_root
 
 
 rule k400_download:
@@ -46,7 +46,7 @@ rule k400_download:
 rule k400_extract:
     input:
         downloaded=f"{DATA_ROOT}/downloads/{{split}}.done",
-        replacement=lambda wc: k400_replacement_input(),
+        replacement=f"{DATA_ROOT}/downloads/replacement.done" if config["dataset"]["replacement"] else [],
     output:
         touch(f"{DATA_ROOT}/videos/{{split}}.done"),
     wildcard_constraints:
@@ -107,13 +107,13 @@ rule preprocess_videos:
 # A real dataset's lists, from its prepared videos. Not for `dataset.kind: lists` (the user's own files, used as they
 # are: this rule would plan a video extraction for them and overwrite them) nor the synthetic benchmark (synth_dataset
 # writes its lists).
-if dataset_kind() in ("kinetics400", "ssv2"):
+if PLAN.dataset_kind in PUBLISHED_DATASETS:
 
     rule dataset_lists:
         input:
-            prepared_video_markers(),
+            PLAN.prepared_video_markers(),
         output:
-            **dataset_files(),
+            **PLAN.dataset_files(),
             report=f"{DATA_ROOT}/prepare_report.json",
         log:
             in_results("logs/data/lists.log"),
@@ -122,7 +122,7 @@ if dataset_kind() in ("kinetics400", "ssv2"):
         params:
             root=dataset_root_of_output(levels=1),
             kind=config["dataset"]["kind"],
-            video_dir=prepared_video_dir(),
+            video_dir=PLAN.prepared_video_dir,
             preprocessed="--preprocessed" if config["dataset"]["short_side"] else "",
         conda:
             CONDA_ENV
@@ -133,17 +133,17 @@ if dataset_kind() in ("kinetics400", "ssv2"):
 
 # Table 12 on the Kinetics-400 profile: the probe dataset is SSv2, from the user's download in its root (as the
 # paper-ssv2 profile prepares it; the first step says what is missing).
-if config["probe"]["dataset"]["kind"] == "ssv2" and dataset_kind() != "ssv2":
+if config["probe"]["dataset"]["kind"] == "ssv2" and PLAN.dataset_kind != "ssv2":
 
     rule probe_ssv2_dataset:
         output:
-            **dataset_files(probe_root()),
+            **PLAN.dataset_files(PLAN.probe_root),
         log:
             in_results("logs/data/probe-ssv2.log"),
         benchmark:
             in_results("benchmarks/data/probe-ssv2.tsv")
         params:
-            root=probe_root(),
+            root=PLAN.probe_root,
         conda:
             CONDA_ENV
         shell:

@@ -4,7 +4,7 @@
 
 rule evaluate_row:
     input:
-        unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
+        unpack(job_dataset),
         cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
         trained=in_results("{table}/{row}/seed{seed}/train.done"),
     output:
@@ -14,9 +14,9 @@ rule evaluate_row:
     benchmark:
         in_results("benchmarks/{table}/{row}/seed{seed}.evaluate.tsv")
     params:
-        cost_at=lambda wc: cost_at(wc.table, wc.row),
+        cost_at=cost_at_args,
         # With several GPUs, one rank per GPU, each scoring its own share of the videos (an exact reduction).
-        launcher=train_launcher(),
+        launcher=PLAN.train_launcher(),
     threads: config["train_threads"]
     resources:
         gpu=config["gpus_per_job"],
@@ -29,7 +29,7 @@ rule evaluate_row:
 # Table 5: the adjacent-frame EMD of a (row, seed) on the validation split, one job each, so rows run in parallel.
 rule emd_row:
     input:
-        unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
+        unpack(job_dataset),
         cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
         trained=in_results("{table}/{row}/seed{seed}/train.done"),
     output:

@@ -15,8 +15,8 @@ rule figure_table:
     params:
         script=FIGURES,
         out=figure_stem,
-        measure=lambda wc: table_spec(wc.table).primary or "top1",
-        title=lambda wc: table_spec(wc.table).title,
+        measure=lambda wc: PLAN.table(wc.table).primary or "top1",
+        title=lambda wc: PLAN.table(wc.table).title,
     wildcard_constraints:
         table="table[0-9]+|diagnostics",
     conda:
@@ -47,8 +47,8 @@ rule figure1:
 
 rule figure5:
     input:
-        cfg=lambda wc: figure_run(wc.row),
-        trained=lambda wc: figure_run(wc.row, "train.done"),
+        cfg=lambda wc: PLAN.figure_run(wc.row),
+        trained=lambda wc: PLAN.figure_run(wc.row, "train.done"),
     output:
         png=report(in_results("figures/figure5_{row}.png"), caption="../report/figure5.rst", category="Figures"),
         pdf=in_results("figures/figure5_{row}.pdf"),
@@ -57,7 +57,7 @@ rule figure5:
     benchmark:
         in_results("benchmarks/figures/figure5_{row}.tsv")
     wildcard_constraints:
-        row="ila|ila_released",
+        row="|".join(FIGURE5_ROWS),
     params:
         script=FIGURES,
         out=figure_stem,
@@ -70,7 +70,7 @@ rule figure5:
 
 rule heatmaps:
     input:
-        [figure_run(row, "train.done") for row in HEATMAP_ROWS.values()],
+        [PLAN.figure_run(row, "train.done") for row in HEATMAP_ROWS.values()],
     output:
         png=report(in_results("figures/figure{n}.png"), caption="../report/heatmaps.rst", category="Figures"),
         pdf=in_results("figures/figure{n}.pdf"),
@@ -81,7 +81,7 @@ rule heatmaps:
     params:
         script=FIGURES,
         out=figure_stem,
-        runs=" ".join(f"--run '{name}={Path(figure_run(row)).parent}'" for name, row in HEATMAP_ROWS.items()),
+        runs=" ".join(f"--run '{name}={Path(PLAN.figure_run(row)).parent}'" for name, row in HEATMAP_ROWS.items()),
         depth=lambda wc: "middle" if wc.n == "6" else "last",
     wildcard_constraints:
         n="6|7",
@@ -94,8 +94,8 @@ rule heatmaps:
 
 rule training_curves:
     input:
-        spec=str(ABLATIONS / "{table}.yaml"),
-        runs=lambda wc: run_outputs(wc.table, "metrics.json"),
+        spec=table_spec_file,
+        runs=lambda wc: PLAN.run_outputs(wc.table, "metrics.json"),
     output:
         png=report(in_results("figures/curves_{table}.png"), caption="../report/curves.rst", category="Training curves",
                    subcategory="{table}"),
@@ -107,8 +107,8 @@ rule training_curves:
     params:
         script=FIGURES,
         out=figure_stem,
-        seeds=" ".join(str(s) for s in config["seeds"]),
-        uri=f"--mlflow-uri {config['mlflow_uri']}" if config.get("mlflow_uri") else "",
+        seeds=PLAN.seeds_arg(),
+        uri=PLAN.mlflow_uri_args(),
         runs_dir=table_runs_dir,
     conda:
         CONDA_ENV
@@ -120,4 +120,4 @@ rule training_curves:
 # Every figure: `snakemake --cores all figures`.
 rule figures:
     input:
-        all_figures(),
+        PLAN.figures(),

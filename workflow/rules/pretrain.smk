@@ -36,7 +36,7 @@ rule fetch_clip_weights:
     benchmark:
         in_results("benchmarks/weights/{backbone}-{tag}.tsv")
     params:
-        source=weights_source_args,
+        source=lambda wc: PLAN.weights_source_args(wc.backbone, wc.tag),
     conda:
         CONDA_ENV
     shell:

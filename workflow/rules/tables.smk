@@ -3,9 +3,9 @@
 
 rule table:
     input:
-        spec=str(ABLATIONS / "{table}.yaml"),
-        runs=lambda wc: table_inputs(wc.table),
-        latency=lambda wc: latency_input(wc.table),
+        spec=table_spec_file,
+        runs=lambda wc: PLAN.table_inputs(wc.table),
+        latency=lambda wc: PLAN.latency_input(wc.table),
     output:
         csv=report(in_results("{table}.csv"), caption="../report/table.rst", category="Tables", subcategory="{table}"),
         md=in_results("{table}.md"),
@@ -14,14 +14,14 @@ rule table:
     benchmark:
         in_results("benchmarks/tables/{table}.tsv")
     params:
-        script=str(Path(workflow.basedir) / "analysis" / "make_table.py"),
+        script=str(WORKFLOW_DIR / "analysis" / "make_table.py"),
         profile=config["profile"],
-        dataset=Path(dataset_root()).name,
-        kind=dataset_kind(),
-        mlflow=mlflow_args(),
-        seeds=" ".join(str(s) for s in config["seeds"]),
+        dataset=Path(PLAN.dataset_root).name,
+        kind=PLAN.dataset_kind,
+        mlflow=PLAN.table_mlflow_args(),
+        seeds=PLAN.seeds_arg(),
         latency=lambda wc, input: f"--latency {input.latency}" if input.latency else "",
-        skip=lambda wc: skip_args(wc.table),
+        skip=lambda wc: PLAN.skip_args(wc.table),
         runs_dir=table_runs_dir,
     conda:
         CONDA_ENV
@@ -34,7 +34,7 @@ rule table:
 # beside it and skews the timings. At the paper's configuration by default, on whatever machine runs the workflow.
 rule latency:
     input:
-        spec=str(ABLATIONS / "{table}.yaml"),
+        spec=table_spec_file,
     output:
         in_results("latency/{table}.json"),
     log:
@@ -42,7 +42,7 @@ rule latency:
     benchmark:
         in_results("benchmarks/latency/{table}.tsv")
     params:
-        script=str(Path(workflow.basedir) / "benchmarks" / "latency.py"),
+        script=str(WORKFLOW_DIR / "benchmarks" / "latency.py"),
         config=config["latency"]["config"],
         batch=config["latency"]["batch"],
         reps=config["latency"]["reps"],

@@ -9,7 +9,7 @@ rule mlflow_init:
     benchmark:
         in_results("benchmarks/mlflow/{table}.tsv")
     params:
-        uri=f"--uri {config['mlflow_uri']}" if config.get("mlflow_uri") else "",
+        uri=PLAN.mlflow_uri_args("--uri"),
     conda:
         CONDA_ENV
     shell:
@@ -24,7 +24,7 @@ rule row_config:
     benchmark:
         in_results("benchmarks/{table}/{row}/seed{seed}.config.tsv")
     params:
-        config=row_config,
+        config=lambda wc: job(wc).config,
     conda:
         CONDA_ENV
     script:
@@ -33,12 +33,10 @@ rule row_config:
 
 rule train_row:
     input:
-        unpack(lambda wc: row_dataset_files(wc.table, wc.row)),
+        unpack(job_dataset),
         cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
         mlflow=in_results(".mlflow/{table}.initialized"),
-        # ancient: weights are checked when fetched (sha256, and that they load); a refetch (e.g. from another
-        # mirror) or a change to the fetching rule must not make every trained row stale.
-        weights=lambda wc: [ancient(w) for w in [row_weights(wc.table, wc.row)] if w],
+        weights=job_weights,
         # A probe row (Table 12) starts from its source row's trained run of the same seed.
         source=probe_source_trained,
     output:
@@ -50,7 +48,7 @@ rule train_row:
     benchmark:
         in_results("benchmarks/{table}/{row}/seed{seed}.train.tsv")
     params:
-        launcher=train_launcher(),
+        launcher=PLAN.train_launcher(),
     threads: config["train_threads"]
     resources:
         gpu=config["gpus_per_job"],
