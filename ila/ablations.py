@@ -16,14 +16,16 @@ import yaml
 from ila.catalog import DEFAULT_VARIANT, list_variants
 from ila.config import KEY, build, mapping_keys, resolve_model_config
 from ila.data.kinds import DATASET_KINDS
-from ila.errors import ConfigError
+from ila.errors import ConfigError, IlaError
 from ila.paths import PRETRAINING_OBJECTIVES
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
 
 
-class AblationError(ValueError):
+class AblationError(IlaError, ValueError):
     """A malformed ablation file."""
+
+    kind = "ablation error"
 
 
 # The kinds of row, each marked by a key of its own (a row with none of them is a run row: the table's own model):

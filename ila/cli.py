@@ -20,9 +20,10 @@ from pathlib import Path
 from ila import __version__
 from ila.data.kinds import PUBLISHED_DATASETS
 from ila.defaults import DEFAULT_MLFLOW_URI, MLFLOW_DB, TRACKING_URI_HELP
+from ila.errors import IlaError
 
 
-class UserError(Exception):
+class UserError(IlaError):
     """A mistake in the command line's input that the user fixes: printed as one line, exit code 2."""
 
 
@@ -236,7 +237,7 @@ def _parse_cost_at(items: list[str]) -> list[tuple[str, int, str | None]]:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from ila.engine.train import evaluate
+    from ila.engine.evaluate import evaluate
 
     cost_at = _parse_cost_at(args.cost_at)
     metrics = evaluate(_load(args), args.checkpoint, cost_at)
@@ -485,23 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> dict[type, str]:
-    """Errors caused by the user's input, printed as one tidy message (exit code 2) instead of a traceback: each
-    already names the file or key and what was expected."""
-    from ila.config import ConfigError
-    from ila.data.annotations import AnnotationError
-    from ila.data.dataset import BadDataError
-    from ila.data.download import DownloadError
-    from ila.data.prepare import DataPrepError
-    from ila.engine.checkpoint import CheckpointError
-    from ila.models.backbone import MissingWeightsError
-
-    return {UserError: "", ConfigError: "config error", AnnotationError: "annotation error",
-            BadDataError: "data error", CheckpointError: "checkpoint error", MissingWeightsError: "missing weights",
-            DownloadError: "download error", DataPrepError: "data preparation error",
-            # A missing input (a run's checkpoint, a source run, metrics): the messages name the file and the step to
-            # run first.
-            FileNotFoundError: ""}
+# Errors caused by the user's input, printed as one tidy line (exit code 2) instead of a traceback: each already names
+# the file or key and what was expected. FileNotFoundError too: a missing input (a run's checkpoint, a source run,
+# metrics), whose messages name the file and the step to run first.
+USER_ERRORS = (IlaError, FileNotFoundError)
 
 
 class _OwnLogLines(logging.Filter):
@@ -555,11 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     root_logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     handler = _log_handler(args.verbose)
     set_progress(not getattr(args, "no_progress", False))
-    kinds = _user_errors()
     try:
         return args.func(args)
-    except tuple(kinds) as exc:
-        kind = next(k for t, k in kinds.items() if isinstance(exc, t))
+    except USER_ERRORS as exc:
+        kind = getattr(exc, "kind", "")
         message = " ".join(str(exc).split())  # one line, whatever the message's own line breaks
         command = " ".join(filter(None, ("ila", args.command, getattr(args, "step", None))))
         print(f"{command}: {kind + ': ' if kind else ''}{message}", file=sys.stderr)

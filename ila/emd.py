@@ -28,11 +28,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ila.errors import ConfigError, IlaError
+
 NUM_ITERMAX = 1_000_000
 
 
-class EMDNotOptimal(RuntimeError):
-    """The network-simplex solver stopped before optimality."""
+class EMDNotOptimal(IlaError, RuntimeError):
+    """The network-simplex solver stopped before optimality (the message says which option to raise)."""
+
+    kind = "EMD error"
 
 
 @dataclass(frozen=True)
@@ -43,9 +47,9 @@ class EMDOptions:
 
     def validate(self) -> None:
         if self.metric not in ("euclidean", "cosine"):
-            raise ValueError(f"emd metric must be 'euclidean' or 'cosine', got {self.metric!r}")
+            raise ConfigError(f"emd metric (--metric): expected 'euclidean' or 'cosine', got {self.metric!r}")
         if self.num_itermax < 1:
-            raise ValueError(f"emd num_itermax must be positive, got {self.num_itermax}")
+            raise ConfigError(f"emd num_itermax (--num-itermax): expected a positive integer, got {self.num_itermax}")
 
 
 def wasserstein1(x: np.ndarray, y: np.ndarray, metric: str = "euclidean", num_itermax: int = NUM_ITERMAX) -> float:

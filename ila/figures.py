@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ila.errors import ConfigError
 from ila.models.operators.ila import MASK_FLAT
 
 PAPER_TABLE1 = Path(__file__).resolve().parents[1] / "ablations" / "table1.yaml"
@@ -191,7 +192,8 @@ def capture_points(model, video: torch.Tensor, blocks: list[int]) -> dict[int, t
     for i in blocks:
         op = vit.operator_at(i)
         if op is None or not hasattr(op, "align"):
-            raise ValueError(f"block {i} has no alignment module (operator: {type(op).__name__})")
+            raise ConfigError(f"block {i} has no alignment module (operator: {type(op).__name__}); pick blocks where "
+                              "the row's model has ILA's operator (make_figures.py figure5 --blocks)")
         hooks.append(op.align.register_forward_hook(
             lambda m, inp, out, i=i: found.__setitem__(i, out[0].detach().float())))
     try:

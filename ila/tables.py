@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ila.ablations import Row, Table
+from ila.ablations import AblationError, Row, Table
 from ila.config import load_run_config
+from ila.metrics import MetricsError, RunMetrics
 from ila.reporting import FLOPS_CONVENTION, flops_gap_note
 from ila.stats import (
     CONFIDENCE,
@@ -69,10 +70,27 @@ class TableResult:
     cited: list[dict] = field(default_factory=list)  # the paper's rows for other papers' methods (CSV columns too)
 
 
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed's run as a table reads it: its metrics.json and, for a table about EMD, its emd.json."""
+
+    metrics: RunMetrics
+    emd: float | None = None
+    emd_options: dict | None = None
+    per_video_emd: list[float] | None = None
+
+    def value(self, metric: str) -> float | None:
+        """A metric of :data:`METRICS`; None where the run has none."""
+        return self.emd if metric == "emd" else self.metrics.value(metric)
+
+    def per_video(self, column: str) -> list:
+        return self.per_video_emd if column == "emd" else self.metrics.per_video_column(column)
+
+
 def primary_measure(table: Table) -> str:
     primary = table.primary or "top1"
     if primary not in PRIMARY_MEASURES:
-        raise ValueError(f"{table.path}: primary {primary!r} is not one of {sorted(PRIMARY_MEASURES)}")
+        raise AblationError(f"{table.path}: primary {primary!r} is not one of {sorted(PRIMARY_MEASURES)}")
     return primary
 
 
@@ -99,56 +117,53 @@ def row_runs_dir(runs: Path, row: Row) -> Path:
     return runs.parent / row.run_table / row.id if row.run_table else runs / row.id
 
 
-def load_seed_metrics(runs: Path, row: Row, seeds: list[int], with_emd: bool = False) -> list[dict]:
-    """Each seed's metrics.json, with its emd.json merged in (``emd`` and the per-video ``emd``) when asked."""
+def load_seed_metrics(runs: Path, row: Row, seeds: list[int], with_emd: bool = False) -> list[SeedRun]:
+    """Each seed's metrics.json, with its emd.json's ``emd`` and per-video ``emd`` when asked."""
     out = []
     for seed in seeds:
         run_dir = row_runs_dir(runs, row) / f"seed{seed}"
         path = run_dir / "metrics.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no metrics for row {row.id!r}, seed {seed}; run its evaluation first")
-        m = json.loads(path.read_text())
-        if with_emd:
-            emd_path = run_dir / "emd.json"
-            if not emd_path.is_file():
-                raise FileNotFoundError(f"{emd_path}: no EMD for row {row.id!r}, seed {seed}; run `ila emd` first")
-            emd = json.loads(emd_path.read_text())
-            if emd["per_video"]["video"] != m["per_video"]["video"]:
-                raise ValueError(f"{emd_path}: measured on other videos than {path}")
-            m["emd"] = emd["emd"]
-            m["emd_options"] = emd["options"]
-            m["per_video"] = {**m["per_video"], "emd": emd["per_video"]["emd"]}
-        out.append(m)
+        metrics = RunMetrics.read(path)
+        if not with_emd:
+            out.append(SeedRun(metrics))
+            continue
+        emd_path = run_dir / "emd.json"
+        if not emd_path.is_file():
+            raise FileNotFoundError(f"{emd_path}: no EMD for row {row.id!r}, seed {seed}; run `ila emd` first")
+        emd = json.loads(emd_path.read_text())
+        if emd["per_video"]["video"] != metrics.per_video_column("video"):
+            raise MetricsError(f"{emd_path}: measured on other videos than {path}")
+        out.append(SeedRun(metrics, emd["emd"], emd["options"], emd["per_video"]["emd"]))
     return out
 
 
-def outcome_matrix(per_seed: list[dict], key: str, videos: list[str]) -> np.ndarray:
+def outcome_matrix(per_seed: list[SeedRun], key: str, videos: list[str]) -> np.ndarray:
     """``[seeds, videos]`` of a per-video outcome, aligned on the reference's video order (rows must have been
     evaluated on the same videos: a paired test means nothing otherwise)."""
     rows = []
-    for m in per_seed:
-        pv = m.get("per_video")
-        if pv is None:
-            raise ValueError("metrics.json has no per_video outcomes (written by an older `ila evaluate`): re-run "
-                             "the evaluation")
-        if pv["video"] != videos:
-            raise ValueError("rows were evaluated on different validation videos; a paired test needs the same ones")
+    for run in per_seed:
+        if run.per_video("video") != videos:
+            raise MetricsError(f"{run.metrics.source}: evaluated on other validation videos than the table's reference "
+                               "row; a paired test needs the same ones")
         if key == "correct":
-            rows.append(np.equal(pv["pred"], pv["label"]).astype(float))
+            rows.append(np.equal(run.per_video("pred"), run.per_video("label")).astype(float))
         else:
-            rows.append(np.asarray(pv[key], dtype=float))
+            rows.append(np.asarray(run.per_video(key), dtype=float))
     return np.stack(rows)
 
 
-def video_weights(primary: str, metrics: dict) -> np.ndarray | None:
+def video_weights(primary: str, metrics: RunMetrics) -> np.ndarray | None:
     """Per-video weights that turn the per-video outcome into the primary measure (None: the plain mean)."""
     if primary != "temporal_score":
         return None
-    names, groups = metrics["class_names"], metrics["class_groups"]
-    group = np.array([groups.get(names[label]) or "" for label in metrics["per_video"]["label"]])
+    names, groups = metrics.class_names, metrics.class_groups
+    group = np.array([groups.get(names[label]) or "" for label in metrics.per_video_column("label")])
     n_t, n_s = int((group == "temporal").sum()), int((group == "static").sum())
     if not n_t or not n_s:
-        raise ValueError("the temporal score needs validation videos of both the temporal and the static group")
+        raise MetricsError(f"{metrics.source}: the temporal score needs validation videos of both the temporal and "
+                           "the static group")
     return np.where(group == "temporal", 1 / n_t, np.where(group == "static", -1 / n_s, 0.0))
 
 
@@ -171,29 +186,37 @@ def _run_setup(run_dir: Path) -> dict:
             "views": f"{cfg.data.test_clips}x{cfg.data.test_crops}", "head": cfg.model.head}
 
 
-def _round(x, nd=2):
+def _digits(metric: str, markdown: bool = False) -> int:
+    """Decimal places of a metric, the tables' one rounding rule: 2 for a percentage (or a difference of two,
+    as the temporal score); 4 in the CSV for another measure (a distance, a relative logit change), 3 in the
+    Markdown."""
+    if metric in PERCENT_METRICS:
+        return 2
+    return 3 if markdown else 4
+
+
+def _round(x, nd: int):
     return None if x is None else round(x, nd)
 
 
-def _seed_stats(out: dict, per_seed: list[dict], primary: str) -> None:
+def _seed_stats(out: dict, per_seed: list[SeedRun], primary: str) -> None:
     for metric in METRICS:
-        values = [m.get(metric) for m in per_seed]
+        values = [m.value(metric) for m in per_seed]
         if any(v is None for v in values):
             out.update({metric: None, f"{metric}_ci_low": None, f"{metric}_ci_high": None})
             continue
         scale = 100 if metric in PERCENT_METRICS else 1
         ci = mean_ci([scale * v for v in values], bounds=metric_bounds(metric))
-        nd = 2 if scale == 100 else 4
-        out.update({metric: round(ci.mean, nd), f"{metric}_ci_low": _round(ci.low, nd),
+        nd = _digits(metric)
+        out.update({metric: _round(ci.mean, nd), f"{metric}_ci_low": _round(ci.low, nd),
                     f"{metric}_ci_high": _round(ci.high, nd)})
-    scale = PRIMARY_MEASURES[primary][1]
-    nd = 2 if scale == 100 else 4
-    out[f"{primary}_per_seed"] = ";".join("" if m.get(primary) is None else f"{scale * m[primary]:.{nd}f}"
+    scale, nd = PRIMARY_MEASURES[primary][1], _digits(primary)
+    out[f"{primary}_per_seed"] = ";".join("" if m.value(primary) is None else f"{scale * m.value(primary):.{nd}f}"
                                           for m in per_seed)
 
 
-def _costs(out: dict, m: dict, paper_key: str) -> dict:
-    cost = m.get("cost", {})
+def _costs(out: dict, m: SeedRun, paper_key: str) -> dict:
+    cost = m.metrics.cost or {}
     at_paper, at_run = cost.get(paper_key, {}), cost.get("run_config", {})
     out.update({
         "gflops_paper_config": round(at_paper["gflops"], 2) if at_paper else None,
@@ -230,13 +253,13 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     available = [row for row in table.available_rows(dataset_kind) if row.id not in skipped]
     ref = table.reference_row(dataset_kind)
     if ref not in available:
-        raise ValueError(f"{table.path}: reference row {ref.id!r} has no implemented variant"
+        raise AblationError(f"{table.path}: reference row {ref.id!r} has no implemented variant"
                          + (" or is skipped" if ref.id in skipped else ""))
     outcome, scale = PRIMARY_MEASURES[primary]
     with_emd = primary == "emd"
     metrics = {row.id: load_seed_metrics(runs, row, seeds, with_emd) for row in available}
-    videos = metrics[ref.id][0].get("per_video", {}).get("video")
-    weights = video_weights(primary, metrics[ref.id][0])
+    videos = metrics[ref.id][0].per_video("video")
+    weights = video_weights(primary, metrics[ref.id][0].metrics)
     outcomes = {row.id: scale * outcome_matrix(metrics[row.id], outcome, videos) for row in available}
     result = TableResult(table, [], csv_columns(table, latency is not None))
     differences: dict[str, Difference] = {}
@@ -246,7 +269,7 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         if other.id in skipped:  # its own reference is left out: compared with the table's
             other = ref
         out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, "seeds": len(seeds),
-               "profile": profile, "dataset": dataset, "train_steps": per_seed[0].get("train_steps"),
+               "profile": profile, "dataset": dataset, "train_steps": per_seed[0].metrics.train_steps,
                "run_table": row.run_table or table.table, **_run_setup(row_runs_dir(runs, row) / f"seed{seeds[0]}"),
                **{f"paper_{k}": row.paper.get(k) for k in paper_keys(table)}}  # fmt: skip
         at_paper = _costs(out, per_seed[0], paper_cost_key(table, row))
@@ -283,25 +306,21 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     if with_emd:
         # The paper's reading of Table 5: lower EMD (more mutual information between frames) goes with higher accuracy.
         result.summary["emd_vs_top1"] = kendall_tau([r["emd"] for r in result.rows], [r["top1"] for r in result.rows])
-        result.summary["emd_options"] = metrics[ref.id][0]["emd_options"]
+        result.summary["emd_options"] = metrics[ref.id][0].emd_options
     return result
-
-
-def _primary_digits(primary: str) -> int:
-    return 2 if PRIMARY_MEASURES[primary][1] == 100 else 4
 
 
 def _primary_interval(out: dict, d: Difference, primary: str) -> None:
     """The row's own primary measure with seeds and videos as sources of error (replaces the seeds-only interval)."""
     if d.low is None:
         return
-    nd = _primary_digits(primary)
+    nd = _digits(primary)
     low, high = metric_bounds(primary)
     out[f"{primary}_ci_low"], out[f"{primary}_ci_high"] = round(max(d.low, low), nd), round(min(d.high, high), nd)
 
 
 def _difference(out: dict, d: Difference, primary: str) -> None:
-    nd = _primary_digits(primary)
+    nd = _digits(primary)
     out.update({f"{primary}_diff_vs_ref": round(d.diff, nd), f"{primary}_diff_ci_low": _round(d.low, nd),
                 f"{primary}_diff_ci_high": _round(d.high, nd), f"{primary}_diff_p": _round(d.p_value, 4),
                 f"{primary}_diff_significant": d.significant(), f"{primary}_diff_df": _round(d.df, 1),
@@ -374,15 +393,11 @@ def _mean_pm(r: dict, metric: str, nd: int = 2) -> str:
     return f"{r[metric]:.{nd}f}" if low is None else f"{r[metric]:.{nd}f} ± {(high - low) / 2:.{nd}f}"
 
 
-def _digits(metric: str) -> int:
-    return 2 if metric in PERCENT_METRICS else 3
-
-
 def _diff_cell(r: dict, primary: str, own_reference: str | None = None) -> str:
     """``own_reference``: the name of the row this one is compared with, where it is not the table's reference."""
     if r[f"{primary}_diff_vs_ref"] is None:
         return "(reference)"
-    nd = _digits(primary)
+    nd = _digits(primary, markdown=True)
     vs = f" vs {own_reference}" if own_reference else ""
     if r[f"{primary}_diff_ci_low"] is None:
         return f"{r[f'{primary}_diff_vs_ref']:+.{nd}f}{vs} (one seed: no interval)"
@@ -432,9 +447,9 @@ def _metric_cells(table: Table, paper_cfg: dict) -> list[tuple[str, callable]]:
         elif col == "gflops_run_config":
             cells.append(("GFLOPs (this run)", lambda r: _fmt(r["gflops_run_config"])))
         elif col in METRICS:
-            cells.append((LABELS[col], lambda r, c=col: _mean_pm(r, c, _digits(c))))
+            cells.append((LABELS[col], lambda r, c=col: _mean_pm(r, c, _digits(c, markdown=True))))
         else:
-            raise ValueError(f"{table.path}: columns: unknown column {col!r}; expected metrics of {METRICS} or "
+            raise AblationError(f"{table.path}: columns: unknown column {col!r}; expected metrics of {METRICS} or "
                              "gflops_paper_config / gflops_run_config")
     return cells
 
@@ -449,7 +464,7 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
     def own_reference(r: dict) -> str | None:
         return names[r["compared_with"]] if r.get("compared_with") not in (None, ref_id) else None
 
-    cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary, _digits(primary))),
+    cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary, _digits(primary, markdown=True))),
              (f"Δ {what.split(' =')[0]} vs {ref} [95% CI]", lambda r: _diff_cell(r, primary, own_reference(r))),
              ("p", lambda r: _p(r[f"{primary}_diff_p"])),
              ("MDE", lambda r: _fmt(r[f"{primary}_diff_mde"]))]  # fmt: skip
@@ -499,7 +514,7 @@ def gain_sentences(summary: dict, names: dict[str, str]) -> list[str]:
     between them? The difference of two paired differences, tested the same way (seeds and videos crossed)."""
     out = []
     for (a, b), d in summary.get("gain_contrasts", {}).items():
-        nd = _digits(summary["primary"])
+        nd = _digits(summary["primary"], markdown=True)
         interval = "" if d.low is None else f" [{d.low:+.{nd}f}, {d.high:+.{nd}f}], p = {_p(d.p_value)}"
         out.append(f"Gain of {names[a]} over its reference minus the gain of {names[b]} over its own: "
                    f"{d.diff:+.{nd}f}{interval}" + (" (significant at 5%)." if d.significant() else "."))
@@ -546,7 +561,7 @@ def mde_sentences(summary: dict) -> list[str]:
                 "minimum detectable difference can be given; train more seeds (`--config seeds=[0,1,2]`)."]
     mdes = sorted(d.mde for d in diffs)
     s, v = diffs[0].n_seeds, diffs[0].n_videos
-    nd = _digits(summary["primary"])
+    nd = _digits(summary["primary"], markdown=True)
     text = (f"Power: the minimum detectable difference ({int(100 * POWER)}% power, 5% two-sided) of these "
             "comparisons, from the "
             f"measured seed and video variances, is {mdes[0]:.{nd}f}–{mdes[-1]:.{nd}f} (median "

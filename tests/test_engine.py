@@ -12,7 +12,8 @@ from ila.cli import main
 from ila.config import load_run_config
 from ila.engine import checkpoint as ckpt_mod
 from ila.engine import train as train_mod
-from ila.engine.train import NonFiniteLossError, evaluate, train
+from ila.engine.evaluate import evaluate
+from ila.engine.train import NonFiniteLossError, train
 
 
 def _cfg(root, out, *extra, steps=60):
@@ -50,6 +51,8 @@ def test_tiny_training_learns(trained):
     assert metrics["top1_static"] > untrained["top1_static"]
     # Frame averaging cannot order time-reversed twins.
     assert metrics["twin_order_accuracy"] == pytest.approx(0.5, abs=0.15)
+    # The file is the metrics as the evaluation made them, key for key (ila.metrics.RunMetrics writes it).
+    assert (out / "metrics.json").read_text() == json.dumps(metrics, indent=2) + "\n"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["top1"] == metrics["top1"] and len(saved["confusion_matrix"]) == 9
     assert saved["eval_world_size"] == 1 and saved["eval_videos_per_rank"] == [36]

@@ -4,7 +4,7 @@ import torch
 from ila.cli import main
 from ila.models import list_variants
 from ila.models.backbone import build_clip
-from ila.models.flops import count_macs, model_cost
+from ila.models.flops import count_macs_by_module, model_cost
 
 
 def vit_macs(frames, tokens, width, layers, patch, embed):
@@ -21,7 +21,7 @@ def vit_macs(frames, tokens, width, layers, patch, embed):
 def test_counter_equals_the_analytic_vit_count(name, tokens, width, layers, patch, embed):
     visual = build_clip(name, device="meta").visual.eval()
     size = visual.image_size[0]
-    got = count_macs(visual, torch.empty(8, 3, size, size, device="meta"))
+    got = count_macs_by_module(visual, torch.empty(8, 3, size, size, device="meta"))["Global"]
     assert got == vit_macs(8, tokens, width, layers, patch, embed)
 
 
@@ -49,7 +49,7 @@ def test_cost_at_the_paper_config_counts_the_papers_head():
     """A run trained with a linear head (the embedded default) still reports the paper config's cost with the
     paper's text head, while its own cost stays that of the head it has."""
     from ila.config import load_run_config
-    from ila.engine.train import _costs
+    from ila.engine.evaluate import _costs
 
     cfg = load_run_config(None, ["model.variant=baseline", "model.backbone=ILA-mini-32", "model.head=linear"])
     costs = _costs(cfg, [("ViT-B-32", 8, "text")])

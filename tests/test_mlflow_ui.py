@@ -16,8 +16,9 @@ import urllib.request
 
 import pytest
 
+from ila.engine.evaluate import evaluate
 from ila.engine.tracking import ui_urls
-from ila.engine.train import evaluate, train
+from ila.engine.train import train
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")]

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from ila.ablations import AblationError, load_table
+from ila.metrics import MetricsError, RunMetrics
 from ila.stats import minimum_detectable
 from ila.tables import collect, write_csv, write_markdown
 
@@ -26,12 +27,19 @@ def _metrics(rng, labels, p_correct):
     top5 = np.ones(n, dtype=int)
     twin = np.array([int(c) if y in TWIN else -1 for y, c in zip(labels, correct, strict=False)])
     group = np.array([GROUPS[CLASSES[y]] for y in labels])
+    confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
+    np.add.at(confusion, (labels, pred), 1)
+    per_class = {c: float(correct[labels == i].mean()) if (labels == i).any() else None
+                 for i, c in enumerate(CLASSES)}  # fmt: skip
+    seen = [v for v in per_class.values() if v is not None]
     m = {
-        "top1": float(correct.mean()), "top5": 1.0,
+        "num_videos": n, "num_listed": n, "num_skipped": 0,
+        "top1": float(correct.mean()), "top5": 1.0, "mean_class_top1": float(np.mean(seen)),
         "top1_temporal": float(correct[group == "temporal"].mean()), "top5_temporal": 1.0,
         "top1_static": float(correct[group == "static"].mean()), "top5_static": 1.0,
         "twin_order_accuracy": float(twin[twin >= 0].mean()), "reversal_logit_change": 0.1,
-        "class_names": CLASSES, "class_groups": GROUPS, "train_steps": 4,
+        "per_class_top1": per_class, "class_groups": GROUPS, "confusion_matrix": confusion.tolist(),
+        "class_names": CLASSES, "skipped_files": {}, "train_steps": 4,
         "cost": {"run_config": {"gflops": 0.1, "params_total": 1e6},
                  "ViT-B-32@8f": {"gflops": 38.0, "gflops_operator": 1.0, "params_operator": 1e5}},
         "per_video": {"video": [f"v{i}.mp4" for i in range(n)], "label": labels.tolist(), "pred": pred.tolist(),
@@ -230,3 +238,44 @@ def test_a_skipped_row_is_left_out_and_named_in_the_notes(runs):
     assert "Row B: not run here (too big here)." in res.notes
     with pytest.raises(FileNotFoundError, match="no metrics for row 'b'"):
         collect(table, root / "results" / "src", "test", "synth-tiny", [0, 1])
+
+
+# metrics.json's keys in the order the evaluation (ila.engine.evaluate) writes them.
+EVALUATION_ORDER = [
+    "num_videos", "num_listed", "num_skipped", "top1", "top5", "mean_class_top1", "top1_static", "top5_static",
+    "top1_temporal", "top5_temporal", "temporal_score", "twin_order_accuracy", "per_class_top1", "class_groups",
+    "confusion_matrix", "class_names", "skipped_files", "reversal_logit_change", "reversal_top1_flip",
+    "reversal_probe_clips", "per_video", "eval_world_size", "eval_videos_per_rank", "train_steps",
+    "train_clips_per_s", "train_data_wait_frac", "train_precision", "cost",
+]  # fmt: skip
+
+
+def test_metrics_json_keeps_the_evaluations_bytes_and_names_the_file_of_a_bad_field(tmp_path):
+    """RunMetrics writes the evaluation's metrics byte for byte (same keys, same order, same formatting); a file
+    that lacks a field, or holds one of the wrong type, fails naming the file and the field; an older file without
+    the optional fields still reads."""
+    made = _metrics(np.random.default_rng(0), np.arange(8) % len(CLASSES), 0.5)
+    made.update(reversal_top1_flip=0.0, reversal_probe_clips=8, eval_world_size=1, eval_videos_per_rank=[8],
+                train_clips_per_s=1.5, train_data_wait_frac=0.1, train_precision="fp32")
+    evaluation = {key: made[key] for key in EVALUATION_ORDER}
+    path = RunMetrics.from_json(evaluation, "the evaluation", strict=True).write(tmp_path / "metrics.json")
+    assert path.read_text() == json.dumps(evaluation, indent=2) + "\n"
+    read = RunMetrics.read(path)
+    assert read.as_json() == evaluation and read.value("top1_temporal") == evaluation["top1_temporal"]
+    assert read.train_steps == 4 and read.value("top1_unknown_group") is None
+    with pytest.raises(ValueError, match="'extra' is not a field of ila.metrics.RunMetrics"):
+        RunMetrics.from_json({**evaluation, "extra": 1}, "the evaluation", strict=True)
+    for change, message in (({"top1": None}, "top1: expected a number, got None"),
+                            ({"num_videos": "8"}, "num_videos: expected a whole number, got '8'"),
+                            ({"top5_static": "x"}, "top5_static: expected a number or null")):
+        path.write_text(json.dumps({**evaluation, **change}))
+        with pytest.raises(MetricsError, match=f"{path}: {message}"):
+            RunMetrics.read(path)
+    older = {k: v for k, v in evaluation.items() if not k.startswith(("per_video", "eval_", "reversal", "cost"))}
+    path.write_text(json.dumps({**older, "retired_field": 1}))
+    assert RunMetrics.read(path).cost is None
+    with pytest.raises(MetricsError, match=f"{path}: no per_video outcomes"):
+        RunMetrics.read(path).per_video_column("video")
+    path.write_text(json.dumps({k: v for k, v in older.items() if k != "class_names"}))
+    with pytest.raises(MetricsError, match=f"{path}: no 'class_names'"):
+        RunMetrics.read(path)

@@ -9,8 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ila.cli import main
+from ila.engine.evaluate import evaluate
 from ila.engine.tracking import EXPERIMENT_KIND, KEY_COLUMNS, VIEW_KEY, init_store, log_table, ui_urls
-from ila.engine.train import evaluate, train
+from ila.engine.train import train
 
 
 @pytest.mark.slow

@@ -14,9 +14,13 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from ila.errors import IlaError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(IlaError, ValueError):
     """A malformed annotation file; the message names ``file:line`` and what was expected."""
+
+    kind = "annotation error"
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,16 @@ from ila.data.annotations import ClassInfo, VideoRecord, first_per_class, read_l
 from ila.data.readers import FrameCache, VideoDecodeError, open_video, resolve_backend
 from ila.data.sampling import eval_indices, train_indices
 from ila.data.transforms import EvalTransform, TrainTransform, draw_photometric
+from ila.errors import IlaError
 from ila.paths import resolve_root
 
 log = logging.getLogger(__name__)
 
 
-class BadDataError(RuntimeError):
+class BadDataError(IlaError, RuntimeError):
     """Too many listed videos are missing or unreadable."""
+
+    kind = "data error"
 
 
 @dataclass(frozen=True)

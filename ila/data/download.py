@@ -30,6 +30,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
+from ila.errors import IlaError
 from ila.paths import write_json
 from ila.progress import progress_bar
 
@@ -43,8 +44,10 @@ NET_CHUNK = 1 << 16
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
-class DownloadError(RuntimeError):
+class DownloadError(IlaError, RuntimeError):
     """A file could not be fetched; the message names the URL and what happened."""
+
+    kind = "download error"
 
 
 @dataclass(frozen=True)

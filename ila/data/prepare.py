@@ -26,6 +26,7 @@ from typing import IO
 
 from ila.data.annotations import ClassInfo, write_labels, write_video_list
 from ila.data.preprocess import VIDEO_SUFFIXES, output_name, report_path
+from ila.errors import IlaError
 from ila.paths import write_json
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,10 @@ log = logging.getLogger(__name__)
 ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
 
 
-class DataPrepError(RuntimeError):
+class DataPrepError(IlaError, RuntimeError):
     """Preparing a dataset failed; the message names the file and what to do."""
+
+    kind = "data preparation error"
 
 
 def extract_videos(archive: str | Path | IO[bytes], out_dir: str | Path, mode: str = "r:*") -> int:

@@ -20,9 +20,13 @@ import numpy as np
 # torch must be imported before decord (decord's bundled libraries clash with torch's otherwise).
 import torch
 
+from ila.errors import IlaError
 
-class VideoDecodeError(RuntimeError):
+
+class VideoDecodeError(IlaError, RuntimeError):
     """A video could not be opened or decoded (truncated, empty, not a video)."""
+
+    kind = "video error"
 
 
 class VideoReader(Protocol):

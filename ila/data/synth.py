@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ila.data.annotations import ClassInfo, write_labels, write_video_list
+from ila.errors import ConfigError
 from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -60,19 +61,19 @@ class SynthSpec:
 
     def validate(self) -> None:
         if self.motion_families not in MOTION_FAMILIES:
-            raise ValueError(f"motion_families must be one of {sorted(MOTION_FAMILIES)}, got {self.motion_families!r}")
+            raise ConfigError(f"motion_families must be one of {sorted(MOTION_FAMILIES)}, got {self.motion_families!r}")
         pairs = MOTION_FAMILIES[self.motion_families]
         if not 1 <= self.temporal_pairs <= len(pairs):
-            raise ValueError(f"temporal_pairs must be in 1..{len(pairs)} for the {self.motion_families!r} motion "
-                             f"families, got {self.temporal_pairs}")
+            raise ConfigError(f"temporal_pairs must be in 1..{len(pairs)} for the {self.motion_families!r} motion "
+                              f"families, got {self.temporal_pairs}")
         if not 0 <= self.static_classes <= len(STATIC_SHAPES):
-            raise ValueError(f"static_classes must be in 0..{len(STATIC_SHAPES)}, got {self.static_classes}")
+            raise ConfigError(f"static_classes must be in 0..{len(STATIC_SHAPES)}, got {self.static_classes}")
         if self.size < 16 or self.size % 2:
-            raise ValueError(f"size must be an even number >= 16 (H.264 with yuv420p), got {self.size}")
+            raise ConfigError(f"size must be an even number >= 16 (H.264 with yuv420p), got {self.size}")
         if self.frames < 2:
-            raise ValueError(f"frames must be >= 2, got {self.frames}")
+            raise ConfigError(f"frames must be >= 2, got {self.frames}")
         if self.train_per_class < 1 or self.val_per_class < 1:
-            raise ValueError("train_per_class and val_per_class must be >= 1")
+            raise ConfigError("train_per_class and val_per_class must be >= 1")
 
 
 PRESETS: dict[str, SynthSpec] = {

@@ -22,9 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ila.errors import IlaError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(IlaError, RuntimeError):
     """A checkpoint could not be written or read; the message names the file and what to do."""
+
+    kind = "checkpoint error"
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Deterministic multi-view evaluation with an exact distributed reduction.
+"""``ila evaluate``: deterministic multi-view evaluation with an exact distributed reduction.
 
 Every validation video is seen by exactly one rank (no padding), its ``test_clips x test_crops`` views are scored
 and their softmax averaged; confusion matrix, top-5 hits and twin-pair hits are summed across ranks, so the figures
@@ -7,8 +7,10 @@ are the same for any number of processes.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,55 @@ import torch
 
 from ila.config import RunConfig, to_dict
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
+from ila.engine.command import autocast_dtype_of, run_command
 from ila.engine.distributed import DistInfo, all_gather_objects, all_reduce_sum
-from ila.paths import resolve_root, write_json
+from ila.engine.runs import load_trained
+from ila.metrics import RunMetrics
+from ila.paths import resolve_root
 from ila.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+
+def evaluate(
+    cfg: RunConfig, checkpoint: str | Path | None = None, cost_at: list[tuple[str, int, str | None]] | None = None
+) -> dict[str, Any]:
+    """Evaluate a run's final checkpoint (or the given one) and write ``metrics.json`` beside it.
+
+    The metrics also carry the model's cost per view (GFLOPs, parameters) at the run's config and at each
+    ``(backbone, frames, head)`` of ``cost_at`` (e.g. the paper's ViT-B/32, 8 frames, text head; head None keeps
+    the run's), so tables read every figure from one file. Eval metrics and artifacts join the run's MLflow run
+    when it has one.
+    """
+    with run_command(cfg, "evaluate.log", new_mlflow_run=False) as command:
+        info, run_dir, tracker = command.info, command.run_dir, command.tracker
+        model, _ = load_trained(cfg, checkpoint, info.device)
+        metrics = run_evaluation(model, cfg, info, autocast_dtype_of(cfg, info))
+        summary = run_dir / "train_summary.json"
+        if summary.exists():
+            metrics.update(json.loads(summary.read_text()))
+        if info.is_main:
+            metrics["cost"] = _costs(cfg, cost_at or [])
+            tracker.start(cfg, {})
+            paths = write_metrics(metrics, run_dir)
+            tracker.log_metrics(metrics_for_mlflow(metrics), metrics.get("train_steps", 0))
+            for path in (*paths, run_dir / "config.yaml"):
+                if path.is_file():
+                    tracker.log_artifact(path)
+        return metrics
+
+
+def _costs(cfg: RunConfig, cost_at: list[tuple[str, int, str | None]]) -> dict[str, Any]:
+    from ila.models.flops import model_cost
+
+    out = {"run_config": {"backbone": cfg.model.backbone, "num_frames": cfg.model.num_frames,
+                          **asdict(model_cost(cfg.model))}}
+    for backbone, frames, head in cost_at:
+        head = head or cfg.model.head
+        cost = model_cost({**to_dict(cfg.model), "backbone": backbone, "num_frames": frames, "pretrained": None,
+                           "profile_operator_args": {}, "head": head})
+        out[f"{backbone}@{frames}f"] = {"backbone": backbone, "num_frames": frames, "head": head, **asdict(cost)}
+    return out
 
 
 @torch.no_grad()
@@ -194,7 +240,9 @@ def summarise(confusion, top5, twin_hits, twin_total, classes, skipped, num_list
 
 
 def write_metrics(metrics: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
-    path = write_json(metrics, run_dir / "metrics.json")
+    """``metrics.json`` (through :class:`ila.metrics.RunMetrics`, the format the tables read) and the confusion
+    matrix's plot."""
+    path = RunMetrics.from_json(metrics, "the evaluation", strict=True).write(run_dir / "metrics.json")
     png = run_dir / "confusion_matrix.png"
     plot_confusion(metrics, png)
     return path, png
@@ -235,7 +283,3 @@ def metrics_for_mlflow(metrics: dict[str, Any]) -> dict[str, float]:
         label = where if where == "run_config" else "at_" + re.sub(r"[^\w.-]", "_", where)
         out.update({f"cost/{label}/{k}": float(cost[k]) for k in COST_FIELDS if cost.get(k) is not None})
     return out
-
-
-def config_snapshot(cfg: RunConfig) -> dict[str, Any]:
-    return to_dict(cfg)

@@ -1,4 +1,5 @@
-"""``ila train`` / ``ila evaluate``: the paper's recipe on one CPU or N GPUs (torchrun), resumable.
+"""``ila train``: the paper's recipe on one CPU or N GPUs (torchrun), resumable (``ila evaluate``:
+:mod:`ila.engine.evaluate`).
 
 Recipe (appendix, Table 14): AdamW (0.9, 0.98), weight decay on matrices only, cosine schedule with linear warmup
 stepped per optimiser step down to a minimum lr (timm), CLIP weights at the base lr and new parameters at 10x,
@@ -12,14 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -33,10 +32,11 @@ from ila.config import ConfigError, RunConfig, resolve_run_config, to_dict
 from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
 from ila.data.device import BatchOnDevice
 from ila.engine import checkpoint as ckpt
-from ila.engine.distributed import DistInfo, job_threads, setup, teardown
+from ila.engine.command import autocast_dtype_of, run_command
+from ila.engine.distributed import DistInfo
 from ila.engine.evaluate import metrics_for_mlflow, run_evaluation, write_metrics
-from ila.engine.runs import load_trained, run_dir_of
 from ila.engine.tracking import Tracker
+from ila.errors import IlaError
 from ila.models import create_model
 from ila.models.video_clip import VideoCLIP
 from ila.progress import progress_bar
@@ -44,33 +44,11 @@ from ila.progress import progress_bar
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+class NonFiniteLossError(IlaError, FloatingPointError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept (the message says what to
+    change)."""
 
-
-def _attach_log_file(run_dir: Path, name: str, info: DistInfo) -> logging.Handler | None:
-    if not info.is_main:
-        return None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / name)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
-    return handler
-
-
-def _autocast_dtype(cfg: RunConfig, info: DistInfo):
-    if cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and info.device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def _configure_speed(cfg: RunConfig, info: DistInfo) -> None:
-    torch.set_num_threads(job_threads(cfg.train.threads))
-    if info.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    kind = "training diverged"
 
 
 def build_optimizer(model: VideoCLIP, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -86,7 +64,9 @@ def build_optimizer(model: VideoCLIP, cfg: RunConfig) -> torch.optim.Optimizer:
         ]
     groups = [g for g in groups if g["params"]]
     if not groups:
-        raise ValueError("the model has no trainable parameters")
+        raise ConfigError("the model has no trainable parameters: model.freeze_visual and model.freeze_text leave "
+                          "nothing to train with this variant (no temporal operator, prompt generator or new head); "
+                          "set one of them to false")
     # The fused kernel updates every tensor of a group at once: a handful of ops per step instead of ~10 per
     # parameter tensor (ILA's alignment modules add ~100 small tensors; unfused, AdamW alone took 16.6 ms of an
     # H200 step). CPU and CUDA have it; elsewhere the multi-tensor (foreach) path.
@@ -112,21 +92,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig) -> CosineL
 def train(cfg: RunConfig, resume: bool = True, run_eval: bool = True) -> dict[str, Any]:
     """Train, checkpoint and (unless ``run_eval`` is False) evaluate; returns the final metrics (rank 0 writes
     ``metrics.json``) or, without evaluation, the training summary."""
-    info = setup()
-    run_dir = run_dir_of(cfg)
-    handler = _attach_log_file(run_dir, "train.log", info)
-    tracker = Tracker(cfg.tracking, run_dir, active=info.is_main, flush_every=cfg.train.log_every)
-    status = "FAILED"
-    try:
-        metrics = _train(cfg, info, run_dir, tracker, resume, run_eval)
-        status = "FINISHED"
-        return metrics
-    finally:
-        tracker.end(status)
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-        teardown(info)
+    with run_command(cfg, "train.log", new_mlflow_run=True) as command:
+        return _train(cfg, command.info, command.run_dir, command.tracker, resume, run_eval)
 
 
 @dataclass
@@ -149,10 +116,8 @@ class _Run:
 
 
 def _prepare(cfg: RunConfig, info: DistInfo, run_dir: Path) -> _Run:
-    _configure_speed(cfg, info)
-    torch.manual_seed(cfg.seed)  # model initialisation: the same on every rank
-    np.random.seed(cfg.seed + info.rank)  # mixup / cutmix draws (timm uses numpy's global generator)
-    random.seed(cfg.seed + info.rank)
+    """Everything a run trains with, built after :func:`ila.engine.command.run_command` seeded (the model's
+    initialisation depends on the seed)."""
     if info.is_main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     train_set = VideoDataset(cfg.data, "train", seed=cfg.seed)
@@ -163,7 +128,7 @@ def _prepare(cfg: RunConfig, info: DistInfo, run_dir: Path) -> _Run:
                   label_smoothing=t.label_smoothing, num_classes=len(train_set.classes)) \
         if t.mixup > 0 or t.cutmix > 0 else None
     return _Run(cfg, info, train_set, model, optimizer, build_scheduler(optimizer, cfg), mixup,
-                run_dir / "checkpoints" / "last.pt", _autocast_dtype(cfg, info))
+                run_dir / "checkpoints" / "last.pt", autocast_dtype_of(cfg, info))
 
 
 def _restore(run: _Run, resume: bool) -> None:
@@ -373,56 +338,3 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
         log.info("top-1 %.4f top-5 %.4f on %d videos (%d skipped)", metrics["top1"], metrics["top5"],
                  metrics["num_videos"], metrics["num_skipped"])
     return metrics
-
-
-def evaluate(
-    cfg: RunConfig, checkpoint: str | Path | None = None, cost_at: list[tuple[str, int, str | None]] | None = None
-) -> dict[str, Any]:
-    """Evaluate a run's final checkpoint (or the given one) and write ``metrics.json`` beside it.
-
-    The metrics also carry the model's cost per view (GFLOPs, parameters) at the run's config and at each
-    ``(backbone, frames, head)`` of ``cost_at`` (e.g. the paper's ViT-B/32, 8 frames, text head; head None keeps
-    the run's), so tables read every figure from one file. Eval metrics and artifacts join the run's MLflow run
-    when it has one.
-    """
-    info = setup()
-    run_dir = run_dir_of(cfg)
-    handler = _attach_log_file(run_dir, "evaluate.log", info)
-    tracker = Tracker(cfg.tracking, run_dir, active=info.is_main and (run_dir / "mlflow_run_id").exists())
-    try:
-        _configure_speed(cfg, info)
-        model, _ = load_trained(cfg, checkpoint, info.device)
-        metrics = run_evaluation(model, cfg, info, _autocast_dtype(cfg, info))
-        summary = run_dir / "train_summary.json"
-        if summary.exists():
-            metrics.update(json.loads(summary.read_text()))
-        if info.is_main:
-            metrics["cost"] = _costs(cfg, cost_at or [])
-            tracker.start(cfg, {})
-            paths = write_metrics(metrics, run_dir)
-            tracker.log_metrics(metrics_for_mlflow(metrics), metrics.get("train_steps", 0))
-            for path in (*paths, run_dir / "config.yaml"):
-                if path.is_file():
-                    tracker.log_artifact(path)
-            tracker.end()
-        return metrics
-    finally:
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-        teardown(info)
-
-
-def _costs(cfg: RunConfig, cost_at: list[tuple[str, int, str | None]]) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from ila.models.flops import model_cost
-
-    out = {"run_config": {"backbone": cfg.model.backbone, "num_frames": cfg.model.num_frames,
-                          **asdict(model_cost(cfg.model))}}
-    for backbone, frames, head in cost_at:
-        head = head or cfg.model.head
-        cost = model_cost({**to_dict(cfg.model), "backbone": backbone, "num_frames": frames, "pretrained": None,
-                           "profile_operator_args": {}, "head": head})
-        out[f"{backbone}@{frames}f"] = {"backbone": backbone, "num_frames": frames, "head": head, **asdict(cost)}
-    return out

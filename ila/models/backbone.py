@@ -26,6 +26,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ila.backbone_configs import PAPER_BACKBONES, SUITE_CONFIGS, backbone_examples
+from ila.errors import ConfigError, IlaError
 
 open_clip.add_model_config(SUITE_CONFIGS)
 
@@ -68,8 +69,10 @@ def vit_ila_mini_patch8_32(pretrained: bool = False, **kwargs) -> VisionTransfor
                                 patch_size=8, embed_dim=128, depth=4, num_heads=4, **kwargs)
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(IlaError, FileNotFoundError):
     """A local weight file named in the config does not exist."""
+
+    kind = "missing weights"
 
 
 def _is_file_reference(pretrained: str) -> bool:
@@ -115,8 +118,8 @@ def pretrained_source(backbone: str, tag: str) -> tuple[str | None, str | None, 
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(backbone) if backbone in open_clip.list_models() else []
         tags += [t for b, t in TIMM_WEIGHTS if b == backbone]
-        raise ValueError(f"open_clip has no pretrained weights {tag!r} for {backbone!r}"
-                         + (f"; it has {tags}" if tags else f"; paper backbones: {', '.join(PAPER_BACKBONES)}"))
+        raise ConfigError(f"open_clip has no pretrained weights {tag!r} for {backbone!r}"
+                          + (f"; it has {tags}" if tags else f"; paper backbones: {', '.join(PAPER_BACKBONES)}"))
     url = cfg.get("url") or None
     sha256 = url.rstrip("/").split("/")[-2] if url and "openaipublic" in url else None
     return url, sha256, cfg.get("hf_hub") or None

@@ -38,13 +38,8 @@ def exact_attention_counting():
         torch.backends.mha.set_fastpath_enabled(previous)
 
 
-def count_macs(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
-    """Multiply-adds of one call of ``fn`` (fvcore convention)."""
-    return count_macs_by_module(fn, *args, **kwargs)["Global"]
-
-
 def count_macs_by_module(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, int]:
-    """Multiply-adds per module path (``'Global'`` is the total)."""
+    """Multiply-adds of one call of ``fn`` (fvcore convention) per module path (``'Global'`` is the total)."""
     with exact_attention_counting(), FlopCounterMode(display=False) as counter:
         fn(*args, **kwargs)
     return {name: sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()}

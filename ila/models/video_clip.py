@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ila.config import ModelConfig
+from ila.errors import ConfigError
 from ila.models.aggregators import AggregatorContext, build_aggregator
 from ila.models.video_vit import VideoViT
 
@@ -81,15 +82,13 @@ class VideoCLIP(nn.Module):
             cfg.num_frames, dim, backbone.width, backbone.heads, backbone.depth, self.video_vit.grid))
         if cfg.head == "text":
             if self.aggregator.output_dim not in (None, dim):
-                raise ValueError(f"model.aggregator {cfg.aggregator!r} feeds a linear head only: set model.head: "
-                                 "linear")
+                raise ConfigError(f"model.aggregator: {cfg.aggregator!r} feeds a linear head only: set model.head: "
+                                  "linear")
             self.prompt = VideoSpecificPrompt(backbone.width, dim) if cfg.prompt_generator else None
             self.classifier = None
-        elif cfg.head == "linear":
+        else:  # "linear" (the config accepts nothing else)
             self.prompt = None
             self.classifier = nn.Linear(self.aggregator.output_dim or dim, len(class_names))
-        else:
-            raise ValueError(f"model.head must be 'text' or 'linear', got {cfg.head!r}")
         self.register_buffer("_text_cache", torch.empty(0), persistent=False)
         self.register_load_state_dict_pre_hook(_rename_legacy_keys)
         # The text tower is unused by a linear head; it is frozen then too so it never enters the optimiser.
@@ -125,9 +124,9 @@ class VideoCLIP(nn.Module):
         missing = [k for k in own if k not in state]
         wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
         if missing or wrong:
-            raise ValueError(f"{source}: not a run of this model (model.probe_from): "
-                             + (f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}" if missing else "")
-                             + (f" shapes differ for {wrong[:3]}" if wrong else ""))
+            raise ConfigError(f"{source}: not a run of this model (model.probe_from): "
+                              + (f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}" if missing else "")
+                              + (f" shapes differ for {wrong[:3]}" if wrong else ""))
         self.load_state_dict({k: state[k] for k in own}, strict=False)  # the head stays new
 
     # ------------------------------------------------------------------ text
