@@ -94,10 +94,10 @@ def cmd_heatmaps(args) -> None:
 
 def cmd_curves(args) -> None:
     from ila.ablations import load_table
-    from ila.tables import row_runs_dir
+    from ila.tables import row_run_dir
 
     table = load_table(args.table)
-    runs = {row.name: [row_runs_dir(Path(args.runs), row) / f"seed{s}" for s in args.seeds]
+    runs = {row.name: [row_run_dir(Path(args.runs), row, s) for s in args.seeds]
             for row in table.available_rows()}
     figures.training_curves(runs, args.out, args.mlflow_uri)
 

@@ -35,12 +35,12 @@ from ila.config import DataConfig
 from ila.data.dataset import VideoDataset
 from ila.data.readers import available_backends, open_video
 from ila.data.synth import PRESETS, generate
-from ila.paths import data_dir
+from ila.paths import resolve_root, synth_root
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", default=str(data_dir() / "synth-default"))
+    p.add_argument("--root", default=str(resolve_root(synth_root("default"))))
     p.add_argument("--clips", type=int, default=400)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--kinetics-like-only", action="store_true")

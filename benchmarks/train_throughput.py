@@ -32,7 +32,7 @@ from ila.data.synth import PRESETS, generate
 from ila.engine.train import build_optimizer, train
 from ila.models import create_model
 from ila.models.flops import model_cost
-from ila.paths import data_dir
+from ila.paths import resolve_root, synth_root
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -271,7 +271,7 @@ def gpu_benchmark(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", default=str(data_dir() / "synth-default"))
+    p.add_argument("--root", default=str(resolve_root(synth_root("default"))))
     p.add_argument("--variants", nargs="+", default=["baseline", "ila"])
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--workers", type=int, default=1)

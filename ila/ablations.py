@@ -20,6 +20,9 @@ from ila.errors import ConfigError, IlaError
 from ila.paths import PRETRAINING_OBJECTIVES
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
+# The paper's main configuration (ViT-B/32, 8 frames, the class-name text head): where a table or row that gives no
+# `paper_config` was run, and so where its GFLOPs "at the paper's config" are counted.
+PAPER_MAIN_CONFIG = {"backbone": "ViT-B-32", "num_frames": 8, "head": "text"}
 
 
 class AblationError(IlaError, ValueError):
@@ -158,15 +161,16 @@ class Table:
         return self.reference_row(dataset_kind)
 
     def paper_config_of(self, row: Row) -> dict[str, Any]:
+        """The row's configuration as the table and the row give it (no defaults: see paper_model_config)."""
         return {**self.paper_config, **row.paper_config}
 
     def paper_model_config(self, row: Row, backbone: str | None = None, frames: int | None = None) -> dict[str, Any]:
         """The row's model as the paper built it (its backbone, frames and head), for its GFLOPs at the paper's
         configuration; ``backbone`` / ``frames`` count it at another."""
         paper = self.paper_config_of(row)
-        return {**row.model, "backbone": backbone or paper.get("backbone", "ViT-B-32"),
-                "num_frames": frames or paper.get("num_frames", 8),
-                "head": paper.get("head", row.model.get("head", "text"))}
+        return {**row.model, "backbone": backbone or paper.get("backbone", PAPER_MAIN_CONFIG["backbone"]),
+                "num_frames": frames or paper.get("num_frames", PAPER_MAIN_CONFIG["num_frames"]),
+                "head": paper.get("head", row.model.get("head", PAPER_MAIN_CONFIG["head"]))}
 
     def row(self, row_id: str) -> Row:
         for r in self.rows:

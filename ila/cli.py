@@ -100,12 +100,12 @@ def _changed_fields(spec, base) -> str:
 
 def _run_synth(args: argparse.Namespace) -> int:
     from ila.data.synth import PRESETS, generate
-    from ila.paths import data_dir
+    from ila.paths import resolve_root, synth_root
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PRESETS[args.preset])
                  if getattr(args, f.name) is not None}
     spec = dataclasses.replace(PRESETS[args.preset], **overrides)
-    out = Path(args.out) if args.out else data_dir() / f"synth-{args.preset}"
+    out = Path(args.out) if args.out else resolve_root(synth_root(args.preset))
     try:
         spec.validate()
     except ValueError as exc:
@@ -145,9 +145,9 @@ def _add_flops(sub: argparse._SubParsersAction) -> None:
 def _run_flops(args: argparse.Namespace) -> int:
     import json
 
+    from ila.catalog import list_variants
     from ila.config import apply_overrides, resolve_model_config
     from ila.models.flops import model_cost
-    from ila.variants import list_variants
 
     overrides = [o.removeprefix("model.") for o in args.overrides]
     # Every config is checked before the first line is printed, so a mistake is the only output.
@@ -200,13 +200,13 @@ def _load(args: argparse.Namespace):
     if config and "=" in config and not config.endswith((".yaml", ".yml")):
         config, overrides = None, [config, *overrides]
     cfg = load_run_config(config, overrides)
-    from ila.paths import resolve_root
+    from ila.paths import resolve_root, synth_preset_of
 
     root = resolve_root(cfg.data.root)  # where the dataset is read from: relative to ILA_ROOT when that is set
     if not (root / cfg.data.labels).exists():
-        preset = root.name.removeprefix("synth-")
+        preset = synth_preset_of(root)
         build = (f"ila synth --preset {preset} --out {cfg.data.root}"
-                 if root.name.startswith("synth-") and preset in PRESETS
+                 if preset in PRESETS
                  else f"ila data lists --dataset kinetics400|ssv2 --root {cfg.data.root}")
         raise UserError(f"{cfg.data.root}/{cfg.data.labels}: not found (data.root); build the dataset first: "
                         f"{build}, or run the workflow (snakemake --cores all results/table4.csv), or set data.root")
@@ -281,6 +281,8 @@ def _run_emd(args: argparse.Namespace) -> int:
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     from ila.backbone_configs import suite_backbones  # light: reads a directory
+    from ila.config import PretrainConfig
+    from ila.paths import PRETRAINING_OBJECTIVES
 
     p = _command(sub, "pretrain-clip", "pretrain the embedded mini-CLIP on synthetic image-caption pairs",
                  "Pretrain one of the suite's small CLIP-style backbones (the embedded default's stand-in for "
@@ -289,13 +291,16 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="state-dict file to write (a .json summary goes beside it)")
     p.add_argument("--backbone", default="ILA-mini-32", choices=suite_backbones(),
                    help="the suite's backbone to pretrain (open_clip's come pretrained: ila fetch-weights)")
-    p.add_argument("--objective", choices=["contrastive", "supervised"], default="contrastive",
+    p.add_argument("--objective", choices=PRETRAINING_OBJECTIVES, default=PRETRAINING_OBJECTIVES[0],
                    help="CLIP's loss on the captions, or one-hot labels (each caption a class) for the image tower")
-    p.add_argument("--steps", type=int, metavar="N", default=400, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, metavar="N", default=128, help="image-caption pairs per step")
-    p.add_argument("--pool-size", type=int, metavar="N", default=8192, help="distinct pairs drawn from")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine schedule, 5%% warm-up)")
-    p.add_argument("--seed", type=int, metavar="N", default=0, help="seed of the pairs and the initialisation")
+    defaults = PretrainConfig()
+    p.add_argument("--steps", type=int, metavar="N", default=defaults.steps, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, metavar="N", default=defaults.batch_size,
+                   help="image-caption pairs per step")
+    p.add_argument("--pool-size", type=int, metavar="N", default=defaults.pool_size, help="distinct pairs drawn from")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (cosine schedule, 5%% warm-up)")
+    p.add_argument("--seed", type=int, metavar="N", default=defaults.seed,
+                   help="seed of the pairs and the initialisation")
     _add_workers(p, "CPU threads")
     _add_no_progress(p)
     p.set_defaults(func=_run_pretrain)

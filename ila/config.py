@@ -20,6 +20,7 @@ import yaml
 from ila import catalog
 from ila.backbone_configs import backbone_depth, backbone_examples, backbone_image_size
 from ila.errors import ConfigError
+from ila.paths import synth_root
 
 # --------------------------------------------------------------------------- sections
 
@@ -45,7 +46,7 @@ class AugmentConfig:
 class DataConfig:
     """A file-based video dataset in the Kinetics-400 list format (see ``ila.data.annotations``)."""
 
-    root: str = "data/synth-default"
+    root: str = synth_root("default")
     train_list: str = "train.txt"
     val_list: str = "val.txt"
     labels: str = "labels.csv"

@@ -110,8 +110,8 @@ def paper_table1_points(ablation_file: str | Path = PAPER_TABLE1) -> list[dict]:
         if row.cited:
             name = row.name
         else:
-            cfg = table.paper_config_of(row)
-            name = f"ILA-{cfg.get('backbone', 'ViT-B-32')} {cfg.get('num_frames', 8)}f"
+            paper = table.paper_model_config(row)
+            name = f"ILA-{paper['backbone']} {paper['num_frames']}f"
         points.append({"name": name, "x": p["gflops"] * views, "top1": p["top1"], "ila": not row.cited})
     return points
 

@@ -11,11 +11,23 @@ the file; a key this version does not know (an older version's) is ignored.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ila.errors import IlaError
+
+
+def cost_key(backbone: str, num_frames: int) -> str:
+    """The key of a cost counted at ``(backbone, num_frames)`` in ``metrics.json``'s ``cost`` (``ila evaluate
+    --cost-at``), e.g. ``ViT-B-32@8f``; the run's own configuration is ``run_config``."""
+    return f"{backbone}@{num_frames}f"
+
+
+def mlflow_cost_label(key: str) -> str:
+    """A ``cost`` key as an MLflow metric's path segment: ``run_config``, or ``at_ViT-B-32_8f``."""
+    return key if key == "run_config" else "at_" + re.sub(r"[^\w.-]", "_", key)
 
 
 class MetricsError(IlaError, ValueError):

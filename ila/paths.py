@@ -27,15 +27,19 @@ def resolve_root(root: str | Path) -> Path:
     return root if root.is_absolute() else project_root() / root
 
 
-def data_dir() -> Path:
-    """Generated or downloaded datasets."""
-    return project_root() / "data"
-
-
 def synth_root(preset: str) -> str:
     """Where the synthetic benchmark of a preset (ila.data.synth.PRESETS) is generated, relative to the project
     root."""
-    return f"data/synth-{preset}"
+    return f"data/{_SYNTH_PREFIX}{preset}"
+
+
+def synth_preset_of(root: str | Path) -> str | None:
+    """The preset whose benchmark a directory named as :func:`synth_root` names it holds (None: another name)."""
+    name = Path(root).name
+    return name.removeprefix(_SYNTH_PREFIX) if name.startswith(_SYNTH_PREFIX) else None
+
+
+_SYNTH_PREFIX = "synth-"
 
 
 def run_dir(table: str, row: str, seed: int | str) -> str:

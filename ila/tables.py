@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ila import paths
 from ila.ablations import AblationError, Row, Table
 from ila.config import load_run_config
-from ila.metrics import MetricsError, RunMetrics
+from ila.metrics import MetricsError, RunMetrics, cost_key
 from ila.reporting import FLOPS_CONVENTION, flops_gap_note
 from ila.stats import (
     CONFIDENCE,
@@ -112,16 +113,17 @@ def paper_keys(table: Table) -> list[str]:
     return keys
 
 
-def row_runs_dir(runs: Path, row: Row) -> Path:
-    """Where a row's seed directories are: the table's own, or the table it is shared from (a sibling)."""
-    return runs.parent / row.run_table / row.id if row.run_table else runs / row.id
+def row_run_dir(runs: Path, row: Row, seed: int) -> Path:
+    """A row's run of one seed, under the table's run directory ``runs`` (``<results>/<table>``), or the table's it
+    is shared from (a sibling): the workflow's one layout (ila.paths.run_dir)."""
+    return runs.parent / paths.run_dir(row.run_table or runs.name, row.id, seed)
 
 
 def load_seed_metrics(runs: Path, row: Row, seeds: list[int], with_emd: bool = False) -> list[SeedRun]:
     """Each seed's metrics.json, with its emd.json's ``emd`` and per-video ``emd`` when asked."""
     out = []
     for seed in seeds:
-        run_dir = row_runs_dir(runs, row) / f"seed{seed}"
+        run_dir = row_run_dir(runs, row, seed)
         path = run_dir / "metrics.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no metrics for row {row.id!r}, seed {seed}; run its evaluation first")
@@ -230,7 +232,7 @@ def _costs(out: dict, m: SeedRun, paper_key: str) -> dict:
 def _run_ids(runs: Path, row: Row, seeds: list[int]) -> dict[str, str]:
     out = {}
     for seed in seeds:
-        path = row_runs_dir(runs, row) / f"seed{seed}" / "mlflow_run_id"
+        path = row_run_dir(runs, row, seed) / "mlflow_run_id"
         if path.is_file():
             out[f"{row.id}-seed{seed}"] = path.read_text().strip()
     return out
@@ -238,8 +240,8 @@ def _run_ids(runs: Path, row: Row, seeds: list[int]) -> dict[str, str]:
 
 def paper_cost_key(table: Table, row: Row) -> str:
     """The key of the cost ``ila evaluate --cost-at`` recorded at the row's configuration in the paper."""
-    cfg = table.paper_config_of(row)
-    return f"{cfg.get('backbone', 'ViT-B-32')}@{cfg.get('num_frames', 8)}f"
+    paper = table.paper_model_config(row)
+    return cost_key(paper["backbone"], paper["num_frames"])
 
 
 def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[int],
@@ -270,7 +272,7 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
             other = ref
         out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, "seeds": len(seeds),
                "profile": profile, "dataset": dataset, "train_steps": per_seed[0].metrics.train_steps,
-               "run_table": row.run_table or table.table, **_run_setup(row_runs_dir(runs, row) / f"seed{seeds[0]}"),
+               "run_table": row.run_table or table.table, **_run_setup(row_run_dir(runs, row, seeds[0])),
                **{f"paper_{k}": row.paper.get(k) for k in paper_keys(table)}}  # fmt: skip
         at_paper = _costs(out, per_seed[0], paper_cost_key(table, row))
         _seed_stats(out, per_seed, primary)

@@ -344,9 +344,9 @@ def test_the_docs_show_ila_commands():
 def test_ila_commands_of_the_docs_parse(where, argv, files, tmp_path, monkeypatch):
     """Parsed by the real parser (options, positional KEY=VALUE); a run config's keys checked by the config loader
     (the YAML file when the block writes it, the overrides always); `ila flops` overrides as model-config keys."""
+    from ila.catalog import list_variants
     from ila.cli import build_parser
     from ila.config import apply_overrides, load_run_config, resolve_model_config
-    from ila.variants import list_variants
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

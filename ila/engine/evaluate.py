@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from ila.data.dataset import VideoDataset, build_dataloader, iterate_batches
 from ila.engine.command import autocast_dtype_of, run_command
 from ila.engine.distributed import DistInfo, all_gather_objects, all_reduce_sum
 from ila.engine.runs import load_trained
-from ila.metrics import RunMetrics
+from ila.metrics import RunMetrics, cost_key, mlflow_cost_label
 from ila.paths import resolve_root
 from ila.progress import progress_bar
 
@@ -65,7 +64,7 @@ def _costs(cfg: RunConfig, cost_at: list[tuple[str, int, str | None]]) -> dict[s
         head = head or cfg.model.head
         cost = model_cost({**to_dict(cfg.model), "backbone": backbone, "num_frames": frames, "pretrained": None,
                            "profile_operator_args": {}, "head": head})
-        out[f"{backbone}@{frames}f"] = {"backbone": backbone, "num_frames": frames, "head": head, **asdict(cost)}
+        out[cost_key(backbone, frames)] = {"backbone": backbone, "num_frames": frames, "head": head, **asdict(cost)}
     return out
 
 
@@ -280,6 +279,6 @@ def metrics_for_mlflow(metrics: dict[str, Any]) -> dict[str, float]:
     out = {f"eval/{k}": float(v) for k, v in metrics.items()
            if isinstance(v, (int, float)) and not isinstance(v, bool)}  # fmt: skip
     for where, cost in metrics.get("cost", {}).items():
-        label = where if where == "run_config" else "at_" + re.sub(r"[^\w.-]", "_", where)
-        out.update({f"cost/{label}/{k}": float(cost[k]) for k in COST_FIELDS if cost.get(k) is not None})
+        out.update({f"cost/{mlflow_cost_label(where)}/{k}": float(cost[k])
+                    for k in COST_FIELDS if cost.get(k) is not None})
     return out

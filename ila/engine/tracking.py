@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ila.ablations import PAPER_MAIN_CONFIG
 from ila.config import TrackingConfig, flatten, to_dict
 from ila.defaults import mlflow_uri_at
+from ila.metrics import cost_key, mlflow_cost_label
 from ila.paths import project_root
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,10 @@ UI_QUERY = "workflowType=machine_learning"
 # A shared view of the runs table (the UI's "shared view state", an experiment tag) with the key figures as columns,
 # best top-1 first; `ila compare` prints its address.
 VIEW_KEY = "ila"
+_PAPER_COST = mlflow_cost_label(cost_key(PAPER_MAIN_CONFIG["backbone"], PAPER_MAIN_CONFIG["num_frames"]))
 KEY_COLUMNS = [
     "metrics.`eval/top1`", "metrics.`eval/top5`", "metrics.`eval/top1_temporal`", "metrics.`eval/top1_static`",
-    "metrics.`eval/twin_order_accuracy`", "metrics.`cost/at_ViT-B-32_8f/gflops`", "metrics.`cost/run_config/gflops`",
+    "metrics.`eval/twin_order_accuracy`", f"metrics.`cost/{_PAPER_COST}/gflops`", "metrics.`cost/run_config/gflops`",
     "metrics.`cost/run_config/params_operator`", "tags.`paper.top1`", "tags.`paper.gflops`", "tags.`seed`",
 ]  # fmt: skip
 EXPERIMENT_TAGS = {
