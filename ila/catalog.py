@@ -144,11 +144,6 @@ def list_aggregators() -> list[str]:
     return sorted(AGGREGATORS)
 
 
-def list_adapters() -> list[str]:
-    """In the order they are tried."""
-    return list(ADAPTERS)
-
-
 def list_variants() -> list[str]:
     """In catalog order (the tables' and the tests' order)."""
     return list(VARIANTS)

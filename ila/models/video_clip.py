@@ -143,12 +143,6 @@ class VideoCLIP(nn.Module):
             return self._text_cache
         return self.clip.encode_text(self.text_tokens().to(self.clip.logit_scale.device))
 
-    def set_class_names(self, names: list[str]) -> None:
-        if self.classifier is not None and len(names) != self.classifier.out_features:
-            raise ValueError("a linear head cannot change its number of classes")
-        self.class_names = list(names)
-        self._text_cache = torch.empty(0, device=self._text_cache.device)
-
     # ------------------------------------------------------------------ forward
 
     def forward(self, video: torch.Tensor) -> VideoOutput:

@@ -5,9 +5,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from ila.ablations import AblationError
 from ila.data.kinds import PUBLISHED_DATASETS
-from ila.errors import ConfigError
+from ila.errors import IlaError
 from ila.paths import synth_root
 from ila.plan import FIGURE5_ROWS, HEATMAP_ROWS, Plan, check_datasets, standalone_profile, validate_profile
 
@@ -41,7 +40,7 @@ def make_plan():
                                    "config.schema.yaml")
         plan = Plan(profile, WORKFLOW_DIR / "ablations", command_line_targets())
         check_datasets(plan)
-    except (ConfigError, AblationError) as exc:
+    except IlaError as exc:
         raise WorkflowError(str(exc)) from None
     config.clear()
     config.update(profile)
