@@ -127,6 +127,8 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def _add_flops(sub: argparse._SubParsersAction) -> None:
+    from ila.ablations import PAPER_MAIN_CONFIG  # light: reads no file until asked
+
     p = _command(sub, "flops", "GFLOPs per view and parameter counts of model variants",
                  "Multiply-adds per view (one video [1,T,3,H,W] and one text; multiply-adds counted as FLOPs, as "
                  "fvcore does), counted on the meta device (nothing is downloaded or allocated), and parameter "
@@ -134,10 +136,11 @@ def _add_flops(sub: argparse._SubParsersAction) -> None:
                  "prompt_generator=false aggregator=mit.")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="model config overrides")
     p.add_argument("--variant", action="append", metavar="NAME",
-                   help="model variant (repeatable; default: every registered one)")
-    p.add_argument("--backbone", default="ViT-B-32", metavar="NAME",
+                   help="model variant (repeatable; default: every catalogued one)")
+    p.add_argument("--backbone", default=PAPER_MAIN_CONFIG["backbone"], metavar="NAME",
                    help="backbone name (open_clip's, or the suite's ILA-mini-*)")
-    p.add_argument("--frames", type=int, default=8, metavar="N", help="frames per view")
+    p.add_argument("--frames", type=int, default=PAPER_MAIN_CONFIG["num_frames"], metavar="N",
+                   help="frames per view")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(func=_run_flops)
 

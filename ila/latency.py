@@ -18,10 +18,12 @@ from collections.abc import Callable
 
 import torch
 
-from ila.ablations import Table
+from ila.ablations import PAPER_MAIN_CONFIG, Table
 
 CONFIGS = {
-    "paper": {"backbone": "ViT-B-32", "num_frames": 8, "size": 224, "classes": 400},
+    # The paper's main configuration (its backbone and frames) at 224 px, over Kinetics-400's classes.
+    "paper": {"backbone": PAPER_MAIN_CONFIG["backbone"], "num_frames": PAPER_MAIN_CONFIG["num_frames"], "size": 224,
+              "classes": 400},
     "embedded": {"backbone": "ILA-mini-32", "num_frames": 8, "size": 32, "classes": 20},
 }
 WARMUP = 2

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ila.errors import IlaError
+from ila.paths import write_json
 
 
 def cost_key(backbone: str, num_frames: int) -> str:
@@ -139,8 +140,6 @@ class RunMetrics:
         return out
 
     def write(self, path: Path) -> Path:
-        from ila.paths import write_json
-
         return write_json(self.as_json(), path)
 
     @classmethod

@@ -21,11 +21,20 @@ from typing import Any
 
 import yaml
 
-from ila.ablations import ABLATIONS_DIR, AblationError, Row, Table, load_table, row_run_config
+from ila.ablations import (
+    ABLATIONS_DIR,
+    PAPER_MAIN_CONFIG,
+    AblationError,
+    Row,
+    Table,
+    deep_merge,
+    load_table,
+    row_run_config,
+)
 from ila.config import PretrainConfig, resolve_run_config
 from ila.data.kinds import check_dataset_kind
 from ila.errors import ConfigError
-from ila.paths import backbone_weights_file, run_dir, synth_root
+from ila.paths import PRETRAINING_OBJECTIVES, backbone_weights_file, run_dir, synth_root
 
 PROJECT_DIR = ABLATIONS_DIR.parent
 SCHEMA = PROJECT_DIR / "workflow" / "schemas" / "config.schema.yaml"
@@ -86,14 +95,16 @@ def validate_profile(config: Mapping[str, Any], schema_path: Path = SCHEMA) -> d
         if err.absolute_path and err.absolute_path[0] == "seeds":
             key = "seeds"
             message = f"expected a list of distinct non-negative integers (e.g. [0, 1, 2]), got {config['seeds']!r}"
-        raise PlanError(f"config error: {key}: {message} (schema: {schema_path.relative_to(PROJECT_DIR)})")
+        # Named from its project's root (workflow/schemas/...), whichever checkout the schema and the library are in.
+        raise PlanError(f"config error: {key}: {message} (schema: {schema_path.relative_to(schema_path.parents[2])})")
     _fill_defaults(config, schema)
     try:
         check_dataset_kind(config["dataset"]["kind"])
     except ConfigError as exc:
         raise PlanError(f"config error: {exc}") from None
-    for key in schema["properties"]["pretrain"]["properties"].keys() & PretrainConfig.__dataclass_fields__.keys():
-        config["pretrain"].setdefault(key, getattr(PretrainConfig, key))
+    for key in schema["properties"]["pretrain"]["properties"]:  # in the schema's order (a set's would vary by run)
+        if key in PretrainConfig.__dataclass_fields__:
+            config["pretrain"].setdefault(key, getattr(PretrainConfig, key))
     return config
 
 
@@ -240,7 +251,14 @@ class Plan:
                    self.dataset_files(self.probe_root if row.probe else None), probe_source, self._cost_at(spec, row))
 
     def job(self, table: str, row_id: str, seed: int | str) -> Job:
-        return self.jobs[table, row_id, int(seed)]
+        """The planned job of a run directory's (table, row, seed); a PlanError for one the plan has not."""
+        try:
+            return self.jobs[table, row_id, int(seed)]
+        except KeyError:
+            rows = {r for t, r, _ in self.jobs if t == table}
+            raise PlanError(f"{run_dir(table, row_id, seed)}: not a run of this plan ({table} runs "
+                            f"{sorted(rows) or 'nothing'} with seeds {self.seeds}; a row shared from another table "
+                            "has its runs under that table)") from None
 
     def row_backbone(self, row: Row | None = None, where: str = "the profile") -> tuple[str, str | None]:
         """The backbone a row starts from, ``(open_clip name, weights file or pretrained tag or None)``: the row's
@@ -254,7 +272,7 @@ class Plan:
                 raise PlanError(f"config error: row {row.id!r} of {where}: backbone.tag {own['tag']!r} names fetched "
                                 "weights, but this profile pretrains its backbones (pretrain.enabled); give the row "
                                 "`datasets:` so that it runs only on the paper's dataset")
-            return name, backbone_weights_file(name, pretraining=own.get("pretraining", "contrastive"))
+            return name, backbone_weights_file(name, pretraining=own.get("pretraining", PRETRAINING_OBJECTIVES[0]))
         if "pretraining" in own:
             raise PlanError(f"config error: row {row.id!r} of {where}: backbone.pretraining is the embedded "
                             "default's own pretraining, off in this profile; give the row `datasets: [synth]`")
@@ -284,7 +302,7 @@ class Plan:
         built it."""
         if row.backbone and "backbone" not in row.paper_config:
             return None
-        paper = spec.paper_model_config(row)
+        paper = {**PAPER_MAIN_CONFIG, **spec.paper_config_of(row)}
         return f"{paper['backbone']}:{paper['num_frames']}:{paper['head']}"
 
     # ----------------------------------------------------------------------- what a table reads
@@ -464,17 +482,9 @@ def _check_lists_dataset(plan: Plan) -> None:
                         "set `run: {data: {hflip: \"on\"}}` if flipping never changes a class, or \"off\"")
 
 
-def plan_from_profile(config: Mapping[str, Any], ablations_dir: Path = ABLATIONS_DIR,
-                      targets: Sequence[str] = ()) -> Plan:
-    """The plan of a profile as Snakemake merged it (validated here, defaults filled)."""
-    return Plan(validate_profile(config), ablations_dir, targets)
-
-
 def load_profile(*paths: str | os.PathLike) -> dict[str, Any]:
     """Profiles read and merged as `snakemake --configfile A B` merges them over the embedded default (for tests
     and tools that plan without Snakemake)."""
-    from ila.ablations import deep_merge
-
     default = PROJECT_DIR / "workflow" / "config" / "default.yaml"
     merged = yaml.safe_load(default.read_text())
     given: dict[str, Any] = {}

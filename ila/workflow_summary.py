@@ -6,6 +6,7 @@ the finished jobs is internal to it, and a file the run did not rewrite is not n
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import textwrap
@@ -79,8 +80,6 @@ def print_run_summary(plan, started: float, configfiles: Sequence[str], failed: 
     """What the Snakefile prints when an invocation that ran jobs ends: a rehearsal's summary (jobs run, failed and
     skipped, seconds per job kind; also when it failed), then, on success, what it wrote and what to open next.
     ``plan`` is the invocation's :class:`ila.plan.Plan`."""
-    import os
-
     results = Path(plan.results_dir)
     if plan.rehearsal:
         print("\n".join(rehearsal_summary(results, started, plan.skipped())))

@@ -1,5 +1,5 @@
 """The video model every table row shares: an image ViT run frame by frame with a temporal operator in chosen
-blocks (``video_vit.py``), a registered video aggregator (frame mean, Eq. 8, or X-CLIP's MIT; ``aggregators.py``),
+blocks (``video_vit.py``), a catalogued video aggregator (frame mean, Eq. 8, or X-CLIP's MIT; ``aggregators.py``),
 and a head (class-name text embeddings with an optional video-specific prompt generator, or a linear classifier)."""
 
 from __future__ import annotations

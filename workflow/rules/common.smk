@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 from ila.data.kinds import PUBLISHED_DATASETS
 from ila.errors import IlaError
-from ila.paths import synth_root
+from ila.paths import run_dir, synth_root
 from ila.plan import FIGURE5_ROWS, HEATMAP_ROWS, Plan, check_datasets, standalone_profile, validate_profile
 
 WORKFLOW_DIR = Path(workflow.basedir)
@@ -51,6 +51,11 @@ PLAN = make_plan()
 in_results = PLAN.in_results
 
 
+def in_run(name):
+    """A file of a run directory, as the rules' pattern over (table, row, seed): ila.paths.run_dir's layout."""
+    return in_results(f"{run_dir('{table}', '{row}', '{seed}')}/{name}")
+
+
 def table_spec_file(wildcards):
     return str(WORKFLOW_DIR / "ablations" / f"{wildcards.table}.yaml")
 
@@ -75,8 +80,8 @@ def job_dataset(wildcards):
 
 
 def job_weights(wildcards):
-    """The weights a run starts from, if they are built by the workflow. Ancient: they are checked when fetched (sha256, and
-    that they load); a refetch (e.g. from another mirror) must not make every trained row stale."""
+    """The weights a run starts from, if they are built by the workflow. Ancient: they are checked when fetched
+    (sha256, and that they load); a refetch (e.g. from another mirror) must not make every trained row stale."""
     return [ancient(w) for w in [job(wildcards).weights] if w]
 
 

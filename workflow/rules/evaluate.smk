@@ -5,10 +5,10 @@
 rule evaluate_row:
     input:
         unpack(job_dataset),
-        cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
-        trained=in_results("{table}/{row}/seed{seed}/train.done"),
+        cfg=in_run("run.yaml"),
+        trained=in_run("train.done"),
     output:
-        in_results("{table}/{row}/seed{seed}/metrics.json"),
+        in_run("metrics.json"),
     log:
         in_results("logs/{table}/{row}/seed{seed}.evaluate.log"),
     benchmark:
@@ -30,10 +30,10 @@ rule evaluate_row:
 rule emd_row:
     input:
         unpack(job_dataset),
-        cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
-        trained=in_results("{table}/{row}/seed{seed}/train.done"),
+        cfg=in_run("run.yaml"),
+        trained=in_run("train.done"),
     output:
-        in_results("{table}/{row}/seed{seed}/emd.json"),
+        in_run("emd.json"),
     log:
         in_results("logs/{table}/{row}/seed{seed}.emd.log"),
     benchmark:

@@ -18,7 +18,7 @@ rule mlflow_init:
 
 rule row_config:
     output:
-        in_results("{table}/{row}/seed{seed}/run.yaml"),
+        in_run("run.yaml"),
     log:
         in_results("logs/{table}/{row}/seed{seed}.config.log"),
     benchmark:
@@ -34,7 +34,7 @@ rule row_config:
 rule train_row:
     input:
         unpack(job_dataset),
-        cfg=in_results("{table}/{row}/seed{seed}/run.yaml"),
+        cfg=in_run("run.yaml"),
         mlflow=in_results(".mlflow/{table}.initialized"),
         weights=job_weights,
         # A probe row (Table 12) starts from its source row's trained run of the same seed.
@@ -42,7 +42,7 @@ rule train_row:
     output:
         # A marker, not the checkpoint: Snakemake deletes incomplete outputs, and the checkpoint must survive an
         # interruption so that the next invocation resumes it.
-        touch(in_results("{table}/{row}/seed{seed}/train.done")),
+        touch(in_run("train.done")),
     log:
         in_results("logs/{table}/{row}/seed{seed}.train.log"),
     benchmark:
