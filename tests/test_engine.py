@@ -7,6 +7,8 @@ import sys
 
 import pytest
 import torch
+from tiny_runs import copy_run
+from tiny_runs import engine_config as _cfg
 
 from ila.cli import main
 from ila.config import load_run_config
@@ -16,22 +18,10 @@ from ila.engine.evaluate import evaluate
 from ila.engine.train import NonFiniteLossError, train
 
 
-def _cfg(root, out, *extra, steps=60):
-    return load_run_config(None, [
-        f"data.root={root}", "data.input_size=32", "data.num_frames=8", "data.hflip=remap", "data.batch_size=16",
-        "data.test_clips=2", "model.variant=baseline", "model.backbone=ILA-mini-32", f"train.steps={steps}",
-        "train.mixup=0", "train.cutmix=0", "train.label_smoothing=0", "train.optim.lr=2e-3", "train.optim.min_lr=1e-5",
-        "train.optim.new_lr_mult=1", "train.optim.warmup_steps=5", "train.log_every=5", "train.checkpoint_every=10",
-        "train.threads=1", f"output_dir={out}", f"tracking.uri=sqlite:///{out.parent / 'mlflow.db'}",
-        "tracking.experiment=tests", *extra,
-    ])  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("engine") / "baseline"
-    cfg = _cfg(tiny_dataset, out)
-    return cfg, train(cfg), out
+@pytest.fixture
+def trained(trained_baseline):
+    """The suite's shared baseline run (tests/conftest.py): ``(cfg, metrics, run_dir)``, read-only."""
+    return trained_baseline
 
 
 def test_tiny_training_learns(trained):
@@ -84,16 +74,18 @@ def test_per_video_outcomes_add_up_to_the_metrics(trained):
     assert metrics["reversal_top1_flip"] == 0
 
 
-def test_evaluate_is_deterministic(trained):
+def test_evaluate_is_deterministic(trained, tmp_path):
     cfg, metrics, out = trained
-    again = evaluate(cfg)
+    again = evaluate(copy_run(out, tmp_path / "run")[0])  # a copy: evaluating writes metrics.json
     assert again["confusion_matrix"] == metrics["confusion_matrix"] and again["top5"] == metrics["top5"]
 
 
+@pytest.mark.workflow  # torchrun
 def test_two_process_gloo_evaluation_counts_every_video_once(trained, tmp_path):
-    cfg, metrics, out = trained
+    cfg, metrics, shared = trained
+    _, out = copy_run(shared, tmp_path / "run")  # a copy: evaluating writes metrics.json
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "ila.cli", "evaluate", str(out / "config.yaml")]
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
     ddp = json.loads((out / "metrics.json").read_text())
@@ -268,11 +260,11 @@ def test_config_errors_name_the_key(override, match, capsys):
     assert match in capsys.readouterr().err
 
 
-def test_ila_probe_reports_the_temporal_path(tiny_dataset, tmp_path):
-    """analysis/ila_probe.py on a briefly trained ILA run: the three figures are printed, the MI tokens matter."""
-    out = tmp_path / "ila"
-    train(_cfg(tiny_dataset, out, "model.variant=ila", "model.operator_args.hidden=16", "tracking.enabled=false",
-               steps=4), run_eval=False)
+@pytest.mark.workflow  # the analysis script as a user runs it
+def test_ila_probe_reports_the_temporal_path(trained_runs):
+    """analysis/ila_probe.py on a briefly trained ILA run (the suite's shared Table 4 row): the three figures are
+    printed, the MI tokens matter."""
+    out = trained_runs["ila"]
     script = os.path.join(os.path.dirname(__file__), "..", "analysis", "ila_probe.py")
     res = subprocess.run([sys.executable, script, str(out), "--clips", "8"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})

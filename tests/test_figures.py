@@ -174,34 +174,6 @@ def drawn(monkeypatch):
     return figs
 
 
-@pytest.fixture(scope="module")
-def trained_runs(tiny_dataset, tmp_path_factory):
-    """Table 4's ILA, Divided ST and ATA rows as the workflow writes and trains them (run.yaml in the run directory),
-    three steps each on the tiny preset, tracked in a temporary MLflow store: ``{row: run_dir}``."""
-    import yaml
-
-    from ila.ablations import load_table, row_run_config
-    from ila.config import load_run_config
-    from ila.engine.train import train
-
-    root = tmp_path_factory.mktemp("figure_runs")
-    spec = load_table("table4")
-    base = {"data": {"root": str(tiny_dataset), "input_size": 32, "hflip": "remap", "batch_size": 8},
-            "model": {"backbone": "ILA-mini-32", "head": "linear"},
-            "train": {"steps": 3, "log_every": 1, "threads": 1},
-            "tracking": {"uri": f"sqlite:///{root / 'mlflow.db'}", "tags": {"profile": "test"}}}
-    runs = {}
-    for row in ("ila", "divided_st", "ata"):
-        run_dir = root / "table4" / row / "seed0"
-        run_dir.mkdir(parents=True)
-        cfg = row_run_config(base, spec, spec.row(row), {"ila": {"hidden": 16}}, output_dir=str(run_dir), seed=0)
-        (run_dir / "run.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        train(load_run_config(run_dir / "run.yaml"), run_eval=False)
-        runs[row] = run_dir
-    torch.set_num_threads(1)
-    return runs
-
-
 def _independent_points(model, video: torch.Tensor, block: int) -> np.ndarray:
     """The alignment module of ``block`` applied by hand to the adjacent pairs of the tokens entering the block:
     ``[B, T-1, 4]`` (not through ``figures.capture_points``)."""

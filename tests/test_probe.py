@@ -64,25 +64,21 @@ def test_a_probe_needs_a_linear_head():
         resolve_model_config({"variant": "ila", "probe_from": "x.pt"})
 
 
-def test_the_trainer_probes_a_trained_run_on_another_dataset(tiny_dataset, tmp_path):
-    """End to end: a source run trained on the tiny benchmark, then probed on a tiny transfer set (new motion
-    families); the probe's checkpoint holds the source's representation unchanged and a head of its own classes."""
+def test_the_trainer_probes_a_trained_run_on_another_dataset(trained_runs, tmp_path):
+    """End to end: a source run trained on the tiny benchmark (the suite's shared Table 4 ILA row), then probed on a
+    tiny transfer set (new motion families), as Table 12 probes it; the probe's checkpoint holds the source's
+    representation unchanged and a head of its own classes."""
     from ila.data.synth import PRESETS, generate
     from ila.engine.train import train
 
     transfer = generate(dataclasses.replace(PRESETS["transfer"], static_classes=3, train_per_class=6,
                                             val_per_class=3), tmp_path / "transfer", workers=1, progress=False)
-
-    def cfg(root, out, *extra):
-        return load_run_config(None, [
-            f"data.root={root}", "data.num_frames=8", "data.batch_size=8", "data.test_clips=1",
-            "model.variant=ila", "model.backbone=ILA-mini-32", "train.steps=6", "train.mixup=0", "train.cutmix=0",
-            "train.threads=1", "train.log_every=3", "tracking.enabled=false", f"output_dir={out}", *extra,
-        ])  # fmt: skip
-
-    train(cfg(tiny_dataset, tmp_path / "source"), run_eval=False)
-    source = tmp_path / "source" / "checkpoints" / "last.pt"
-    metrics = train(cfg(transfer, tmp_path / "probe", "model.head=linear", f"model.probe_from={source}"))
+    source = trained_runs["ila"] / "checkpoints" / "last.pt"
+    cfg = load_run_config(trained_runs["ila"] / "config.yaml", [
+        f"data.root={transfer}", "data.test_clips=1", "train.steps=6", "train.log_every=3", "tracking.enabled=false",
+        f"output_dir={tmp_path / 'probe'}", "model.head=linear", f"model.probe_from={source}",
+    ])  # fmt: skip
+    metrics = train(cfg)
     assert metrics["num_videos"] == 9 * 3 and "top1_temporal" in metrics
     src, probe = ckpt.load(source)["model"], ckpt.load(tmp_path / "probe" / "checkpoints" / "last.pt")["model"]
     shared = [k for k in src if k.startswith(("clip.visual.", "video_vit.", "aggregator."))]
@@ -90,6 +86,7 @@ def test_the_trainer_probes_a_trained_run_on_another_dataset(tiny_dataset, tmp_p
     assert probe["classifier.weight"].shape[0] == 9
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("profile,row,source,root", [
     ("default", "ila_probe", "results/table4/ila/seed0", "data/synth-transfer"),
     ("paper-k400", "evl_probe_b16", "results/table3/evl_b16/seed0", "data/ssv2"),

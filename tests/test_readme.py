@@ -469,6 +469,7 @@ def dry_runs(scratch):
         return dict(pool.map(run, DRY_RUN_GROUPS.items()))
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("options", list(DRY_RUN_GROUPS), ids=lambda o: " ".join(o) or "(embedded default)")
 def test_readme_snakemake_commands_dry_run(options, dry_runs):
     res = dry_runs[options]

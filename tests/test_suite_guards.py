@@ -49,7 +49,22 @@ def test_markers_are_strict_and_every_marker_used_is_declared(tmp_path):
     typo = "slwo"  # (not spelt out after `pytest.mark.` here, or the scan above would find it)
     (tmp_path / "test_probe.py").write_text(f"import pytest\n\n@pytest.mark.{typo}\ndef test_a():\n    pass\n\n"
                                             "@pytest.mark.slow\ndef test_b():\n    pass\n")
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+    # -n 0: in one process (the configuration's -n auto would report the collection error once per worker, rc 1)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-c",
                           str(repo / "pyproject.toml"), "--rootdir", str(tmp_path), str(tmp_path)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "'slwo' not found in `markers` configuration option" in res.stdout, res.stdout
+
+
+def test_the_readme_edit_test_loop_selects_declared_layers():
+    """The README's fast subset (`pytest -m "..."`) names layers that tests/conftest.py gives and pyproject.toml
+    declares: a misspelt layer there would select nothing, and pytest would exit 5 on the edit-test loop."""
+    import re
+
+    from conftest import LAYERS
+
+    readme = (HERE.parent / "README.md").read_text()
+    [expression] = re.findall(r'^pytest -m "([^"]+)"$', readme, flags=re.M)
+    names = set(re.findall(r"\w+", expression)) - {"and", "or", "not"}
+    section = (HERE.parent / "pyproject.toml").read_text().split("[tool.pytest.ini_options]")[1]
+    assert names and names <= set(LAYERS) and all(f'"{name}:' in section for name in names), expression

@@ -15,6 +15,7 @@ from ila.engine.train import train
 
 
 @pytest.mark.slow
+@pytest.mark.workflow  # 16 `ila train` processes
 def test_sixteen_concurrent_jobs_into_a_fresh_store(tiny_dataset, tmp_path):
     """Users start jobs by hand: 16 `ila train` processes at once against a store nobody created."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -159,6 +159,7 @@ def test_cli_unknown_tag_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.model  # the full-size ViT-B/32
 def test_a_vit_b32_from_a_mirror_is_verified_converted_and_loaded(tmp_path):
     """The paper's ViT-B/32 at full size: a random one in OpenAI's TorchScript layout (fp16), served by a mirror with
     its sha256 (the config's `weights:` entry), is fetched, converted to a plain state dict and loads into the video
