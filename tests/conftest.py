@@ -48,14 +48,14 @@ def pytest_pycollect_makeitem(collector, name, obj):
 # runs `pytest -m "unit or model"` (the README's tests paragraph); `pytest` runs every layer.
 LAYERS = {
     "unit": ["test_checkpoint", "test_cli", "test_config", "test_download", "test_emd", "test_plan", "test_readers",
-             "test_readme", "test_sampling", "test_stats", "test_suite_guards", "test_synth", "test_tables",
-             "test_transforms", "test_weights"],
+             "test_readme", "test_rehearsal_plan", "test_row_checks", "test_sampling", "test_scale_tables",
+             "test_stats", "test_suite_guards", "test_synth", "test_tables", "test_transforms", "test_weights",
+             "test_workflow_guards"],
     "model": ["test_ablations", "test_backbones", "test_catalog", "test_comparisons", "test_dataset", "test_engine",
               "test_figures", "test_flops", "test_gpu", "test_in21k", "test_latency", "test_models",
               "test_other_models", "test_probe", "test_tracking"],
     "workflow": ["test_benchmarks", "test_ci", "test_distributed_training", "test_mlflow_ui", "test_real_data",
-                 "test_rehearsal", "test_rehearsal_plan", "test_row_checks", "test_scale_tables", "test_slurm_profile",
-                 "test_workflow", "test_workflow_guards"],
+                 "test_rehearsal", "test_slurm_profile", "test_workflow"],
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 # Tests that share an expensive module-scoped fixture run on one pytest-xdist worker (`--dist loadgroup`), so that

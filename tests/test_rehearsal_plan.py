@@ -68,6 +68,7 @@ def _dry_run(tmp_path, *targets, overlay=None):
     return snakemake("-n", "-p", "--cores", "2", *targets, "--configfile", *files, cwd=tmp_path)
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 def test_the_rehearsal_plans_the_paper_rows_under_its_own_directory_and_skips_by_name(tmp_path):
     """Table 1 under paper-k400 + rehearsal + rehearsal-cpu: every row but the one skipped, in rehearsal/, the table
@@ -120,6 +121,7 @@ def test_a_target_under_the_other_results_directory_says_where_to_look():
     _plan(targets=["rehearsal/table8.csv", "tables", "all"])  # its own directory and rule names pass
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 def test_a_target_under_the_other_results_directory_stops_the_dry_run(tmp_path):
     """The Snakefile hands Snakemake's own targets to the plan."""
@@ -128,6 +130,7 @@ def test_a_target_under_the_other_results_directory_stops_the_dry_run(tmp_path):
     assert "target results/table8.csv: this invocation writes under rehearsal/" in res.stdout + res.stderr
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 def test_a_failed_job_is_named_in_the_summary(tmp_path):
     """Snakemake's onerror: the summary counts the failed job and names its log (here weights whose sha256 is not

@@ -117,6 +117,7 @@ def _dry_run_fails_naming(res, *parts: str) -> None:
     assert all(p in lines[0] for p in parts), (parts, lines[0])
 
 
+@pytest.mark.workflow
 def test_a_bad_row_fails_the_dry_run(tmp_path):
     proj = tmp_path / "proj"
     proj.mkdir()
@@ -128,6 +129,7 @@ def test_a_bad_row_fails_the_dry_run(tmp_path):
     _dry_run_fails_naming(res, "table8.yaml", "model.variant", "'ilax'", "expected one of")
 
 
+@pytest.mark.workflow
 def test_negative_seeds_fail_the_dry_run(tmp_path):
     res = snakemake("-n", "tables", "--config", "seeds=[-1]", cwd=tmp_path)
     _dry_run_fails_naming(res, "config error: seeds: expected a list of distinct non-negative integers", "[-1]")

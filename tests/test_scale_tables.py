@@ -101,6 +101,7 @@ def test_each_row_runs_at_its_own_configuration(table, profile):
         assert resolve_run_config(cfg).model.head == head, row  # the row's, or its variant's (EVL: linear)
 
 
+@pytest.mark.workflow
 def test_the_dry_run_makes_each_weight_file_once_and_writes_the_run_configs(tmp_path):
     """End to end for one table: the workflow trains the plan's rows, builds each weight file with one job, and
     writes each run config as the plan has it."""
@@ -119,6 +120,7 @@ def test_the_dry_run_makes_each_weight_file_once_and_writes_the_run_configs(tmp_
         assert yaml.safe_load((tmp_path / job.run_dir / "run.yaml").read_text()) == job.config
 
 
+@pytest.mark.workflow
 def test_a_table_without_rows_on_the_profiles_dataset_is_named(tmp_path):
     plan = _plan("paper-k400")
     with pytest.raises(PlanError, match="table2: no row of ablations/table2.yaml runs on dataset 'kinetics400'"):
@@ -134,6 +136,7 @@ OWN_BACKBONE_ROWS = [(t, r.id) for t in ("table1", "table2", "table3", "table10"
                      for r in load_table(t).available_rows() if r.backbone and "tag" in r.backbone]
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("table,row_id", OWN_BACKBONE_ROWS, ids=[f"{t}-{r}" for t, r in OWN_BACKBONE_ROWS])
 def test_a_paper_rows_own_backbone_builds_at_its_frames_and_size(table, row_id):
     """Each paper row's model as its run config asks for it (backbone, frames, input size), built on the meta

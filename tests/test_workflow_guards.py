@@ -65,6 +65,7 @@ def test_a_customised_synthetic_benchmark_stops_the_plan(tmp_path, monkeypatch, 
     assert "ila synth --out data/my-synth" in out and "kind: lists" in out
 
 
+@pytest.mark.workflow
 def test_a_customised_synthetic_benchmark_stops_the_dry_run(tmp_path):
     _write_synth_json(tmp_path / "data" / "synth-default", asdict(replace(PRESETS["default"], frames=32)))
     res = snakemake("-n", "results/table4.csv", cwd=tmp_path)
@@ -73,6 +74,7 @@ def test_a_customised_synthetic_benchmark_stops_the_dry_run(tmp_path):
     assert "Building DAG" not in out
 
 
+@pytest.mark.workflow
 def test_the_presets_own_benchmark_passes(tmp_path):
     for preset in ("default", "transfer"):
         _write_synth_json(tmp_path / "data" / f"synth-{preset}", asdict(PRESETS[preset]))
@@ -94,6 +96,7 @@ def _lists_profile(tmp_path: Path, root: Path, extra: str = "") -> Path:
     return tmp_path / "mine.yaml"
 
 
+@pytest.mark.workflow
 def test_a_lists_dataset_is_used_as_it_is(tmp_path):
     """`dataset.kind: lists`: the rows train on the user's files, with no job that makes, lists or re-encodes data,
     and the lists stay as they were. A dry run prints no listing of results (that is for runs that ran jobs)."""
@@ -129,6 +132,7 @@ def test_a_broken_lists_dataset_stops_the_plan(tmp_path, monkeypatch, damage, me
     assert message.format(root=root) in str(err.value)
 
 
+@pytest.mark.workflow
 def test_a_broken_lists_dataset_stops_the_dry_run(tmp_path):
     root = _lists_dataset(tmp_path / "mine")
     (root / "labels.csv").unlink()
@@ -192,6 +196,7 @@ def test_the_suggested_command_keeps_every_config_file():
         assert list(args.targets) == (["tables"] if " tables " in command else [])
 
 
+@pytest.mark.workflow
 def test_a_run_that_ran_jobs_prints_the_listing(tmp_path):
     """Wired to Snakemake's onsuccess: a real run of one cheap job (a row's run config) prints it."""
     res = snakemake("--cores", "1", "results/table4/baseline/seed0/run.yaml", "--configfile",
