@@ -97,7 +97,9 @@ def validate_profile(config: Mapping[str, Any], schema_path: Path = SCHEMA) -> d
             message = f"expected a list of distinct non-negative integers (e.g. [0, 1, 2]), got {config['seeds']!r}"
         # Named from its project's root (workflow/schemas/...), whichever checkout the schema and the library are in.
         raise PlanError(f"config error: {key}: {message} (schema: {schema_path.relative_to(schema_path.parents[2])})")
-    _fill_defaults(config, schema)
+    from snakemake.utils import validate  # fills the schema's defaults, recursively into objects
+
+    validate(config, str(schema_path))
     try:
         check_dataset_kind(config["dataset"]["kind"])
     except ConfigError as exc:
@@ -106,16 +108,6 @@ def validate_profile(config: Mapping[str, Any], schema_path: Path = SCHEMA) -> d
         if key in PretrainConfig.__dataclass_fields__:
             config["pretrain"].setdefault(key, getattr(PretrainConfig, key))
     return config
-
-
-def _fill_defaults(instance: dict[str, Any], schema: Mapping[str, Any]) -> None:
-    """Each property's ``default`` where the profile leaves it out, recursively into objects (as Snakemake's
-    ``validate`` fills them)."""
-    for name, sub in schema.get("properties", {}).items():
-        if "default" in sub:
-            instance.setdefault(name, copy.deepcopy(sub["default"]))
-        if isinstance(instance.get(name), dict):
-            _fill_defaults(instance[name], sub)
 
 
 # --------------------------------------------------------------------------- the plan
