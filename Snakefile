@@ -33,10 +33,13 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
-# The tables only: `snakemake --cores all tables` (those of `tables` with rows on the profile's dataset).
+# The tables only: `snakemake --cores all tables` (those of `tables` with rows on the profile's dataset), and the claims
+# ledger that judges the paper's claims by them.
 rule tables:
     input:
         expand(in_results("{table}.{ext}"), table=PLAN.profile_tables(), ext=["csv", "md"]),
+        in_results("claims.csv"),
+        in_results("claims.md"),
 
 
 # Everything: every table of `tables` and every figure (`snakemake --cores all`), what the report shows.

@@ -1,14 +1,15 @@
 """Write a table (CSV + Markdown) from the runs' ``metrics.json`` with the paper's numbers beside ours.
 
     python analysis/make_table.py --table ablations/table4.yaml --runs results/table4 --seeds 0 1 2 \
-        --csv results/table4.csv --md results/table4.md --profile default --dataset synth-default \
-        [--latency results/latency/table9.json]
+        --csv results/table4.csv --md results/table4.md --stats results/stats/table4.json --profile default \
+        --dataset synth-default --dataset-kind synth [--latency results/latency/table9.json]
 
 Every number in the "ours" columns is computed from the runs' ``results/<table>/<row>/seed<N>/metrics.json``
 (accuracy and per-video outcomes from the evaluation, GFLOPs and parameters recorded there by ``ila evaluate
 --cost-at``) by ``ila.tables``; a latency column comes from the ``latency`` rule's measurement. The "paper_" columns
 come from the ablation file. The table's files are then attached to its MLflow experiment, with links to every run
-it reads (those of rows shared from another table live in that table's experiment).
+it reads (those of rows shared from another table live in that table's experiment). ``--stats`` writes the table's
+statistics as data (every pair of rows compared), which the claims ledger (``analysis/make_claims.py``) reads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from ila.ablations import load_table
 from ila.data.kinds import WORKFLOW_DATASET_KINDS
 from ila.defaults import TRACKING_URI_HELP
-from ila.tables import collect, write_csv, write_markdown
+from ila.tables import collect, write_csv, write_markdown, write_stats
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", required=True, help="the table's run directory (results/<table>)")
     p.add_argument("--csv", required=True)
     p.add_argument("--md", required=True)
+    p.add_argument("--stats", help="also write the table's statistics as JSON (what the claims ledger reads)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every row (run directories seed<N>)")
     p.add_argument("--profile", default="default")
     p.add_argument("--dataset", default="")
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
                      skipped)
     write_csv(result, Path(args.csv))
     write_markdown(result, Path(args.md), args.profile, args.dataset)
+    if args.stats:
+        from ila.engine.tracking import git_commit
+
+        write_stats(result, Path(args.stats), git_commit())
     print(f"wrote {args.csv} and {args.md} ({len(result.rows)} rows run, {len(result.cited)} cited)")
     if not args.no_mlflow:
         from ila.engine.tracking import log_table

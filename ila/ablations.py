@@ -20,9 +20,13 @@ from ila.errors import ConfigError, IlaError
 from ila.paths import PRETRAINING_OBJECTIVES
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
+CLAIMS_FILE_NAME = "claims.yaml"  # beside the tables: the paper's claims about them (ila.claims), not a table
 # The paper's main configuration (ViT-B/32, 8 frames, the class-name text head): where a table or row that gives no
 # `paper_config` was run, and so where its GFLOPs "at the paper's config" are counted.
 PAPER_MAIN_CONFIG = {"backbone": "ViT-B-32", "num_frames": 8, "head": "text"}
+# Measures with a per-video outcome, so that two rows can be compared on the same videos (ila.tables turns each into
+# its outcome; ila.stats.paired_difference compares them): what a table's `primary` and a claim's `measure` may name.
+PAIRED_MEASURES = ("top1", "top1_temporal", "top1_static", "temporal_score", "emd")
 
 
 class AblationError(IlaError, ValueError):
@@ -128,10 +132,21 @@ class Table:
     paper_config: dict[str, Any] = field(default_factory=dict)  # a PaperConfig's keys
     path: Path | None = field(default=None, metadata={KEY: None})  # the file it was read from
     reference: str | None = None  # the row every other row is compared with (default: the first)
-    primary: str | None = None  # the measure rows are compared on (ila.tables.PRIMARY_MEASURES; default top1)
+    primary: str | None = None  # the measure rows are compared on (one of PAIRED_MEASURES; default top1)
     columns: list[str] | None = None  # the Markdown's metric columns (default: ila.tables.DEFAULT_COLUMNS)
     latency: bool = False  # a measured latency column (the workflow's `latency` rule)
     notes: list[str] = field(default_factory=list)  # our words for the Markdown's notes (what limits the table)
+
+    @property
+    def primary_measure(self) -> str:
+        return self.primary or "top1"
+
+    def compared_measures(self) -> list[str]:
+        """The measures on which every pair of rows is compared (the claims ledger reads them): the primary, and
+        each other paired measure the paper gives a number for in this table (Table 13's Top-1 (T), Table 5's
+        Top-1)."""
+        given = {key for row in self.rows for key in row.paper}
+        return [self.primary_measure, *(m for m in PAIRED_MEASURES if m in given and m != self.primary_measure)]
 
     def available_rows(self, dataset_kind: str | None = None) -> list[Row]:
         """The rows the workflow trains on ``dataset_kind`` (None: on any)."""
@@ -177,6 +192,11 @@ class Table:
             if r.id == row_id:
                 return r
         raise KeyError(f"{self.path}: no row with id {row_id!r}")
+
+
+def table_files(directory: Path = ABLATIONS_DIR) -> list[Path]:
+    """Every ablation file of ``directory`` (each ``<table>.yaml`` but the claims file), in name order."""
+    return sorted(p for p in Path(directory).glob("*.yaml") if p.name != CLAIMS_FILE_NAME)
 
 
 def keys_set_by(kind: str) -> list[str]:

@@ -30,7 +30,9 @@ from ila.ablations import (
     deep_merge,
     load_table,
     row_run_config,
+    table_files,
 )
+from ila.claims import CLAIMS_FILE_NAME, load_claims
 from ila.config import PretrainConfig, resolve_run_config
 from ila.data.kinds import check_dataset_kind
 from ila.errors import ConfigError
@@ -125,17 +127,28 @@ class Plan:
         self.tables = self._read_tables()
         self._check_tables()
         self._check_targets(targets)
+        self.targets = list(targets)
+        self.claims_file = self.ablations_dir / CLAIMS_FILE_NAME
+        self.claims = self._read_claims()
         self.jobs = self._plan_jobs()
         self._check_rehearsal_skips()
 
     def _read_tables(self) -> dict[str, Table]:
         tables = {}
-        for path in sorted(self.ablations_dir.glob("*.yaml")):
+        for path in table_files(self.ablations_dir):
             try:
                 tables[path.stem] = load_table(path)
             except AblationError as exc:
                 raise PlanError(f"ablation error: {exc}") from None
         return tables
+
+    def _read_claims(self) -> list:
+        if not self.claims_file.is_file():
+            return []
+        try:
+            return load_claims(self.claims_file, self.tables)
+        except AblationError as exc:
+            raise PlanError(f"claims error: {exc}") from None
 
     def _check_tables(self) -> None:
         missing = [t for t in self.config["tables"] if t not in self.tables]
@@ -325,6 +338,27 @@ class Plan:
     def latency_input(self, table: str) -> list[str]:
         """The latency measurement a table with a latency column reads (none for the others)."""
         return [self.in_results(f"latency/{table}.json")] if self.tables[table].latency else []
+
+    # ----------------------------------------------------------------------- the claims ledger
+
+    def _requested_tables(self) -> set[str]:
+        """The tables this invocation's targets ask for: every table for `tables`, `all` or no target (the default
+        target), else those named as `<results_dir>/<table>.csv|md`."""
+        if not self.targets or {"tables", "all"} & set(self.targets):
+            return set(self.profile_tables())
+        here = Path(self.results_dir)
+        return {Path(t).stem for t in self.targets if Path(t).parent == here and Path(t).suffix in (".csv", ".md")}
+
+    def claims_tables(self) -> list[str]:
+        """The tables the claims ledger judges: those this invocation writes, and those whose runs are all done
+        (so that asking for the ledger alone judges what has run, and trains nothing); the others are "not run"."""
+        requested = self._requested_tables()
+        claimed = {c.table for c in self.claims if c.table}
+        return [t for t in self.tables if t in claimed and self.rows(t)
+                and (t in requested or all(Path(f).is_file() for f in self.table_inputs(t)))]
+
+    def claims_inputs(self) -> list[str]:
+        return [self.in_results(f"stats/{t}.json") for t in self.claims_tables()]
 
     # ----------------------------------------------------------------------- command-line arguments
 

@@ -43,7 +43,12 @@ METRICS = [*PERCENT_METRICS, "reversal_logit_change", "emd"]
 # Measures a table can be about, each a mean (or contrast) of a per-video outcome, so that rows can be compared on
 # the same videos (ila.stats.paired_difference): the outcome's key in the per-video lists and the factor that turns
 # it into the table's unit. Table 5's EMD comes from each run's emd.json (`ila emd`), the others from metrics.json.
-PRIMARY_MEASURES = {"top1": ("correct", 100), "temporal_score": ("correct", 100), "emd": ("emd", 1)}
+PRIMARY_MEASURES = {"top1": ("correct", 100), "top1_temporal": ("correct", 100), "top1_static": ("correct", 100),
+                    "temporal_score": ("correct", 100), "emd": ("emd", 1)}  # fmt: skip
+# The per-video weights of a measure that is a mean over one group of classes, or a contrast of two (weight
+# 1/n_group on a group, 0 elsewhere; the temporal score: +1/n_T on the temporal group, -1/n_S on the static one).
+GROUP_WEIGHTS = {"top1_temporal": {"temporal": 1}, "top1_static": {"static": 1},
+                 "temporal_score": {"temporal": 1, "static": -1}}  # fmt: skip
 # Markdown columns of a table that names none (Table 4's).
 DEFAULT_COLUMNS = ["top5", "top1_temporal", "top1_static", "twin_order_accuracy", "reversal_logit_change",
                    "gflops_paper_config", "gflops_run_config"]  # fmt: skip
@@ -156,17 +161,21 @@ def outcome_matrix(per_seed: list[SeedRun], key: str, videos: list[str]) -> np.n
     return np.stack(rows)
 
 
-def video_weights(primary: str, metrics: RunMetrics) -> np.ndarray | None:
-    """Per-video weights that turn the per-video outcome into the primary measure (None: the plain mean)."""
-    if primary != "temporal_score":
+def video_weights(measure: str, metrics: RunMetrics) -> np.ndarray | None:
+    """Per-video weights that turn the per-video outcome into ``measure`` (None: the plain mean)."""
+    signs = GROUP_WEIGHTS.get(measure)
+    if signs is None:
         return None
     names, groups = metrics.class_names, metrics.class_groups
     group = np.array([groups.get(names[label]) or "" for label in metrics.per_video_column("label")])
-    n_t, n_s = int((group == "temporal").sum()), int((group == "static").sum())
-    if not n_t or not n_s:
-        raise MetricsError(f"{metrics.source}: the temporal score needs validation videos of both the temporal and "
-                           "the static group")
-    return np.where(group == "temporal", 1 / n_t, np.where(group == "static", -1 / n_s, 0.0))
+    counts = {g: int((group == g).sum()) for g in signs}
+    if not all(counts.values()):
+        raise MetricsError(f"{metrics.source}: {LABELS[measure]} needs validation videos of the "
+                           f"{' and the '.join(signs)} group")
+    weights = np.zeros(len(group))
+    for g, sign in signs.items():
+        weights[group == g] = sign / counts[g]
+    return weights
 
 
 def metric_bounds(metric: str) -> tuple[float, float]:
@@ -257,36 +266,26 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     if ref not in available:
         raise AblationError(f"{table.path}: reference row {ref.id!r} has no implemented variant"
                          + (" or is skipped" if ref.id in skipped else ""))
-    outcome, scale = PRIMARY_MEASURES[primary]
-    with_emd = primary == "emd"
-    metrics = {row.id: load_seed_metrics(runs, row, seeds, with_emd) for row in available}
+    metrics = {row.id: load_seed_metrics(runs, row, seeds, primary == "emd") for row in available}
     videos = metrics[ref.id][0].per_video("video")
-    weights = video_weights(primary, metrics[ref.id][0].metrics)
-    outcomes = {row.id: scale * outcome_matrix(metrics[row.id], outcome, videos) for row in available}
+    measured = {m: _measure_outcomes(metrics, m, videos) for m in table.compared_measures()}
+    outcomes, weights = measured[primary]
     result = TableResult(table, [], csv_columns(table, latency is not None))
     differences: dict[str, Difference] = {}
     gains: dict[str, np.ndarray] = {}  # rows compared with a reference of their own: their gain over it
     for row in available:
-        per_seed, other = metrics[row.id], table.reference_of(row, dataset_kind)
+        other = table.reference_of(row, dataset_kind)
         if other.id in skipped:  # its own reference is left out: compared with the table's
             other = ref
-        out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, "seeds": len(seeds),
-               "profile": profile, "dataset": dataset, "train_steps": per_seed[0].metrics.train_steps,
-               "run_table": row.run_table or table.table, **_run_setup(row_run_dir(runs, row, seeds[0])),
-               **{f"paper_{k}": row.paper.get(k) for k in paper_keys(table)}}  # fmt: skip
-        at_paper = _costs(out, per_seed[0], paper_cost_key(table, row))
-        _seed_stats(out, per_seed, primary)
-        _primary_interval(out, crossed_mean(outcomes[row.id], weights=weights), primary)
+        out = _row_numbers(table, row, metrics[row.id], outcomes, weights, primary, videos,
+                           {"profile": profile, "dataset": dataset, "seeds": len(seeds),
+                            **_run_setup(row_run_dir(runs, row, seeds[0]))})
         if other is not row:
             out["compared_with"] = other.id
             differences[row.id] = paired_difference(outcomes[row.id], outcomes[other.id], weights=weights)
             _difference(out, differences[row.id], primary)
             if row.reference == other.id:
                 gains[row.id] = outcomes[row.id] - outcomes[other.id]
-        twin = outcome_matrix(per_seed, "twin_hit", videos)
-        has_twin = (twin >= 0).all(0)
-        if has_twin.any():
-            out["twin_order_p_vs_chance"] = _round(proportion_vs_chance(twin[:, has_twin]).p_value, 4)
         if latency is not None:
             _latency(out, latency, row, ref)
         result.rows.append({k: out.get(k) for k in result.columns})
@@ -294,7 +293,7 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         result.runs.update(ids)
         if row.run_table:
             result.shared_runs += list(ids.values())
-        result.notes += _row_notes(row, at_paper)
+        result.notes += _row_notes(row, out.pop("_at_paper"))
     result.notes += [f"{table.row(row_id).name}: not run here ({why})." for row_id, why in skipped.items()]
     for row in table.pending_rows(dataset_kind):
         result.notes.append(f"{row.name}: not run — its method arrives with {row.requires or 'a later issue'}.")
@@ -304,12 +303,42 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     result.summary = {"reference": ref.name, "primary": primary, "kendall_tau": agreement, "seeds": seeds,
                       "videos": len(videos), "latency": latency, "differences": differences,
                       "pairs": pairwise_differences(outcomes, weights),
-                      "gain_contrasts": gain_contrasts(gains, weights)}  # fmt: skip
-    if with_emd:
+                      "pairs_by_measure": {m: pairwise_differences(o, w) for m, (o, w) in measured.items()},
+                      "gain_contrasts": gain_contrasts(gains, weights), "skipped": skipped,
+                      "dataset_kind": dataset_kind}  # fmt: skip
+    if primary == "emd":
         # The paper's reading of Table 5: lower EMD (more mutual information between frames) goes with higher accuracy.
         result.summary["emd_vs_top1"] = kendall_tau([r["emd"] for r in result.rows], [r["top1"] for r in result.rows])
         result.summary["emd_options"] = metrics[ref.id][0].emd_options
     return result
+
+
+def _measure_outcomes(metrics: dict[str, list[SeedRun]], measure: str,
+                      videos: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Each row's ``[seeds, videos]`` outcome of ``measure`` in the measure's unit, and the per-video weights that
+    turn it into the measure (the first row's videos decide the groups: every row has the same ones)."""
+    outcome, scale = PRIMARY_MEASURES[measure]
+    first = next(iter(metrics.values()))[0].metrics
+    return ({row_id: scale * outcome_matrix(per_seed, outcome, videos) for row_id, per_seed in metrics.items()},
+            video_weights(measure, first))
+
+
+def _row_numbers(table: Table, row: Row, per_seed: list[SeedRun], outcomes: dict[str, np.ndarray],
+                 weights: np.ndarray | None, primary: str, videos: list[str], run: dict) -> dict:
+    """A row's own numbers (no comparison): run setup, paper numbers, costs, per-metric means and intervals, the
+    primary measure's crossed interval, twin order against chance. ``_at_paper``: its cost at the paper's
+    configuration, for its notes."""
+    out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, **run,
+           "train_steps": per_seed[0].metrics.train_steps, "run_table": row.run_table or table.table,
+           **{f"paper_{k}": row.paper.get(k) for k in paper_keys(table)}}  # fmt: skip
+    out["_at_paper"] = _costs(out, per_seed[0], paper_cost_key(table, row))
+    _seed_stats(out, per_seed, primary)
+    _primary_interval(out, crossed_mean(outcomes[row.id], weights=weights), primary)
+    twin = outcome_matrix(per_seed, "twin_hit", videos)
+    has_twin = (twin >= 0).all(0)
+    if has_twin.any():
+        out["twin_order_p_vs_chance"] = _round(proportion_vs_chance(twin[:, has_twin]).p_value, 4)
+    return out
 
 
 def _primary_interval(out: dict, d: Difference, primary: str) -> None:
@@ -373,6 +402,37 @@ def write_csv(result: TableResult, path: Path) -> None:
         writer.writeheader()
         for r in [*result.rows, *result.cited]:
             writer.writerow({k: "" if r.get(k) is None else r[k] for k in result.columns})
+
+
+STATS_VERSION = 1  # of the statistics file's layout (ila.claims reads it)
+
+
+def _difference_record(a: str, b: str, d: Difference) -> dict:
+    return {"row": a, "other": b, "diff": d.diff, "low": d.low, "high": d.high, "p": d.p_value, "df": d.df,
+            "mde": d.mde, "seeds": d.n_seeds, "videos": d.n_videos}
+
+
+def write_stats(result: TableResult, path: Path, commit: str | None = None) -> None:
+    """The table's statistics as data, for the claims ledger (:mod:`ila.claims`) to read instead of testing again:
+    each row's means and intervals, costs and latency, every pair of rows compared (``row`` minus ``other``) on each
+    of the table's compared measures, and the rank correlations; with the profile, dataset, seeds and commit."""
+    summary = result.summary
+    keep = ["id", "row", *METRICS, *(f"{m}_ci_{e}" for m in METRICS for e in ("low", "high")),
+            "gflops_paper_config", "latency_ms", "latency_ratio_vs_ref", "latency_device"]
+    first = result.rows[0] if result.rows else {}
+    data = {
+        "version": STATS_VERSION, "table": result.table.table, "commit": commit,
+        "profile": first.get("profile"), "dataset": first.get("dataset"), "dataset_kind": summary.get("dataset_kind"),
+        "seeds": summary["seeds"], "videos": summary["videos"], "primary": summary["primary"],
+        "rows": {r["id"]: {k: r.get(k) for k in keep} for r in result.rows},
+        "skipped": summary.get("skipped", {}),
+        "comparisons": {m: [_difference_record(a, b, d) for (a, b), d in pairs.items()]
+                        for m, pairs in summary["pairs_by_measure"].items()},
+        "correlations": {name: {"tau": k.tau, "p": k.p_value, "n": k.n} for name in ("emd_vs_top1",)
+                         if (k := summary.get(name)) is not None},
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 # --------------------------------------------------------------------------- Markdown

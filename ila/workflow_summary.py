@@ -42,9 +42,12 @@ def _listing(label: str, paths: Sequence[str]) -> list[str]:
                          max_lines=2, placeholder=f" ... ({len(paths)} in all)")
 
 
+LEDGER = "claims"  # results/claims.{csv,md}: the claims ledger (ila.claims), not a table with runs
+
+
 def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str,
                   configfiles: Sequence[str] = (), results_dir: str = "results") -> list[str]:
-    """At most 9 lines: what the run wrote under results/ (a table as ``table4.{csv,md}``, a figure by its name),
+    """At most 10 lines: what the run wrote under results/ (a table as ``table4.{csv,md}``, a figure by its name),
     then what to open next: the first table's Markdown, its runs in MLflow (``ila compare``), and the targets that
     build every table (``tables``) and everything (the default target)."""
     stems = list(dict.fromkeys(str(Path(t).with_suffix("")) for t in tables))
@@ -60,6 +63,10 @@ def summary_lines(tables: Sequence[str], figures: Sequence[str], mlflow_uri: str
     if figures:
         lines += _listing("figures/ (PNG and PDF)", [Path(f).stem for f in figures])
     lines.append("next:")
+    ledger = [s for s in stems if Path(s).name == LEDGER]
+    stems = [s for s in stems if Path(s).name != LEDGER]
+    if ledger:
+        lines.append(f"  the paper's claims, each with its verdict: open {ledger[0]}.md")
     if stems:
         table = Path(stems[0]).name
         more = f" ({len(stems) - 1} more above)" if len(stems) > 1 else ""

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ila.ablations import ABLATIONS_DIR, AblationError, deep_merge, load_table, row_run_config
+from ila.ablations import ABLATIONS_DIR, AblationError, deep_merge, load_table, row_run_config, table_files
 from ila.config import ModelConfig, resolve_run_config
 from ila.data.kinds import check_dataset_kind
 from ila.errors import ConfigError
@@ -18,7 +18,7 @@ from ila.models.operators.ila import WindowAttentionInteraction
 from ila.models.video_clip import VideoSpecificPrompt
 from ila.operator_options import ILAOptions
 
-TABLES = sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
+TABLES = [p.stem for p in table_files()]
 ROWS = [(t, r.id) for t in TABLES for r in load_table(t).available_rows()]
 MINI_BASE = {"data": {"num_frames": 4}, "model": {"backbone": "ILA-mini-32", "head": "linear"}}
 SMALL_OPERATORS = {"ila": {"hidden": 16}, "ila_released": {"hidden": 16}}

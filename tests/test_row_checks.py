@@ -9,10 +9,10 @@ import pytest
 import yaml
 from workflow_runner import REPO, snakemake
 
-from ila.ablations import ABLATIONS_DIR
+from ila.ablations import ABLATIONS_DIR, table_files
 from ila.plan import Plan, PlanError, load_profile, validate_profile
 
-FILES = sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
+FILES = [p.stem for p in table_files()]
 
 
 def _broken_copy(tmp_path: Path, table: str, edit) -> Path:

@@ -150,6 +150,34 @@ def test_smoke_run_end_to_end(tmp_path):
                       cwd=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     _smoke_tables_sharing_table4(tmp_path, client)
+    _smoke_claims(tmp_path, client)
+
+
+def _smoke_claims(tmp_path, client):
+    """The ledger alone after Tables 4, 5, 9 and 13: it judges those tables from their statistics (rewriting none,
+    training nothing) and says "not run" for the others; attached to the `claims` experiment."""
+    res = snakemake("--cores", "2", "results/claims.md", "--configfile", str(CONFIGS / "smoke.yaml"), cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    ran = {line.split("rule ")[1].rstrip(":") for line in out.splitlines() if line.startswith("rule ")}
+    assert ran == {"claims"}, ran
+    with (tmp_path / "results" / "claims.csv").open() as fh:
+        lines = list(csv.DictReader(fh))
+    by_table = {}
+    for line in lines:
+        by_table.setdefault(line["table"], set()).add(line["verdict"])
+    for table in ("table4", "table5", "table9", "table13"):
+        assert by_table[table] - {"not run"}, (table, by_table[table])  # judged (Table 4's X-CLIP, ...)
+    assert by_table["table6"] == {"not run"} and by_table["table12"] == {"not run"}
+    ila_vs_baseline = next(x for x in lines if x["claim"] == "t4-ila-above-others" and "Baseline" in x["compares"])
+    t4 = {r["id"]: r for r in csv.DictReader((tmp_path / "results" / "table4.csv").open())}
+    assert float(ila_vs_baseline["ours"]) == pytest.approx(float(t4["ila"]["top1_diff_vs_ref"]), abs=0.006)
+    assert float(ila_vs_baseline["ours_ci_low"]) == pytest.approx(float(t4["ila"]["top1_diff_ci_low"]), abs=0.006)
+    assert ila_vs_baseline["profile"] == "smoke" and ila_vs_baseline["seeds"] == "0 1"
+    md = (tmp_path / "results" / "claims.md").read_text()
+    assert "comparisons from" in md and "table4: smoke on synth-tiny, seeds [0, 1], commit" in md
+    [run] = client.search_runs([client.get_experiment_by_name("claims").experiment_id])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"claims.csv", "claims.md"}
 
 
 def _smoke_table5(tmp_path, out):

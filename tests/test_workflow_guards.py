@@ -178,6 +178,13 @@ def test_summary_says_what_was_written_and_what_to_open_next():
     assert summary_lines([], [], "sqlite:///m.db")[0] == "ILA: this run wrote no table or figure"
     # A store of the profile's own is named to `ila compare` too, which otherwise reads the default one.
     assert "ila compare table4 --uri sqlite:///m.db (start" in "\n".join(summary_lines(tables, [], "sqlite:///m.db"))
+    # The claims ledger is pointed at as such, never as a table with runs to compare.
+    ledger = summary_lines(["results/claims.csv", "results/claims.md", *tables], [], "sqlite:///m.db")
+    assert ledger[1] == "  tables: claims.{csv,md}, table4.{csv,md}, table10.csv"
+    assert ledger[3:5] == ["  the paper's claims, each with its verdict: open results/claims.md",
+                           "  our numbers beside the paper's: open results/table4.md (1 more above)"]
+    alone = "\n".join(summary_lines(["results/claims.csv", "results/claims.md"], [], "sqlite:///m.db"))
+    assert "ila compare" not in alone and "open results/claims.md" in alone
 
 
 def test_the_suggested_command_keeps_every_config_file():
