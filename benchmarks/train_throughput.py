@@ -202,6 +202,18 @@ def graphed_training_step(model, opt_groups, video, labels):
     return graph.replay
 
 
+def _mean_step_seconds(step, steps: int) -> float:
+    """Mean wall time of ``steps`` calls of ``step``, the GPU synchronised before and after (its peak memory counter
+    reset first, so that the peak printed is the timed steps')."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
 def gpu_benchmark(args) -> None:
     if not torch.cuda.is_available():
         print("\nGPU: CUDA not available here; the paper-configuration benchmark is skipped.")
@@ -247,13 +259,7 @@ def gpu_benchmark(args) -> None:
                 step = training_step_fn(runner, opt, video, labels, autocast_device="cuda")
                 for _ in range(3):
                     step()
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            start = time.perf_counter()
-            for _ in range(args.gpu_steps):
-                step()
-            torch.cuda.synchronize()
-            dt = (time.perf_counter() - start) / args.gpu_steps
+            dt = _mean_step_seconds(step, args.gpu_steps)
             kernels = count_cuda_kernels(step)
             clips = batch / dt
             if variant == "baseline":

@@ -233,6 +233,15 @@ def _advance(progress: tqdm | None, overall: tqdm | None, n: int) -> None:
                 bar.update(n)
 
 
+def _pooled_session(connections: int) -> requests.Session:
+    """One HTTP session for every download thread, with a connection per thread."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=connections)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 def fetch_all(
     files: list[RemoteFile],
     directory: str | Path,
@@ -255,11 +264,7 @@ def fetch_all(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(directory / "manifest.json")
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(jobs, 1))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-
+    session = _pooled_session(max(jobs, 1))
     failed: list[str] = []
     todo = _still_to_fetch(files, directory, manifest, verify)
     overall = progress_bar(total=0, unit="B", unit_scale=True, desc=f"{directory.name}: {len(todo)} to fetch",

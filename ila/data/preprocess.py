@@ -181,28 +181,9 @@ def _clear_other_settings(dst_dir: Path, settings: EncodeSettings) -> None:
     write_json(wanted, path)
 
 
-def preprocess_videos(
-    src_dir: str | Path,
-    dst_dir: str | Path,
-    settings: EncodeSettings = EncodeSettings(),
-    workers: int | None = None,
-    progress: bool | None = None,
-) -> dict:
-    """Re-encode every video of ``src_dir`` into ``dst_dir``; returns (and writes) the report with the counts."""
-    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    if not src_dir.is_dir():
-        raise FileNotFoundError(f"{src_dir}: no such directory of videos to preprocess")
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    sources = sorted(p for p in src_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-    # Done = an output newer than its source (a source replaced later, e.g. by Kinetics-400's replacement clips,
-    # is re-encoded again), written with these settings: outputs of other settings (e.g. this suite's earlier
-    # keyframe spacing, 250 frames, which made every clip decode most of its video) are all re-encoded.
-    _clear_other_settings(dst_dir, settings)
-    todo = [(str(p), str(dst_dir / output_name(p.name)), settings) for p in sources
-            if not _up_to_date(p, dst_dir / output_name(p.name))]
-    workers = workers or usable_cores()
-    log.info("%s: %d videos, %d already done, %d to re-encode to short side %d with %d workers", src_dir,
-             len(sources), len(sources) - len(todo), len(todo), settings.short_side, workers)
+def _encode_all(todo: list[tuple], src_dir: Path, dst_dir: Path, workers: int, progress: bool | None) -> dict[str, str]:
+    """Re-encode ``todo`` with a pool of ``workers``; the videos that failed -> why. A worker that dies takes the
+    pool with it: the videos then in flight (each marked in a folder beside ``dst_dir``) are retried one at a time."""
     failures: dict[str, str] = {}
     inflight = dst_dir.with_name(f".{dst_dir.name}.inflight")
     shutil.rmtree(inflight, ignore_errors=True)
@@ -231,6 +212,32 @@ def preprocess_videos(
                     bar.update()
             pending = [job for job in pending if Path(job[0]).name not in suspects]
     shutil.rmtree(inflight, ignore_errors=True)
+    return failures
+
+
+def preprocess_videos(
+    src_dir: str | Path,
+    dst_dir: str | Path,
+    settings: EncodeSettings = EncodeSettings(),
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> dict:
+    """Re-encode every video of ``src_dir`` into ``dst_dir``; returns (and writes) the report with the counts."""
+    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
+    if not src_dir.is_dir():
+        raise FileNotFoundError(f"{src_dir}: no such directory of videos to preprocess")
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted(p for p in src_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    # Done = an output newer than its source (a source replaced later, e.g. by Kinetics-400's replacement clips,
+    # is re-encoded again), written with these settings: outputs of other settings (e.g. this suite's earlier
+    # keyframe spacing, 250 frames, which made every clip decode most of its video) are all re-encoded.
+    _clear_other_settings(dst_dir, settings)
+    todo = [(str(p), str(dst_dir / output_name(p.name)), settings) for p in sources
+            if not _up_to_date(p, dst_dir / output_name(p.name))]
+    workers = workers or usable_cores()
+    log.info("%s: %d videos, %d already done, %d to re-encode to short side %d with %d workers", src_dir,
+             len(sources), len(sources) - len(todo), len(todo), settings.short_side, workers)
+    failures = _encode_all(todo, src_dir, dst_dir, workers, progress)
     for name, error in sorted(failures.items()):
         log.warning("skipped %s: %s", src_dir / name, error)
     report = {
