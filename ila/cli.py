@@ -169,6 +169,36 @@ def _run_flops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_catalog(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "catalog", "what a row or run config can name: model variants, temporal operators (with their "
+                 "options), aggregators and backbone adapters")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=_run_catalog)
+
+
+def _run_catalog(args: argparse.Namespace) -> int:
+    import json
+
+    from ila import catalog
+
+    sections = {
+        "variants (model.variant)": {n: catalog.describe_variant(n) for n in catalog.list_variants()},
+        "operators (model.operator; options under model.operator_args)": {
+            n: ", ".join(f.name for f in dataclasses.fields(catalog.OPERATORS[n].options)) or "no options"
+            for n in catalog.list_operators()},
+        "aggregators (model.aggregator)": {n: catalog.AGGREGATORS[n].description for n in catalog.list_aggregators()},
+        "backbone adapters (tried in this order)": {n: a.description for n, a in catalog.ADAPTERS.items()},
+    }
+    if args.json:
+        print(json.dumps(sections, indent=1))
+        return 0
+    for title, entries in sections.items():
+        print(f"{title}:")
+        for name, text in entries.items():
+            print(f"  {name:16} {text}")
+    return 0
+
+
 def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     what = {"train": "The resolved config, train.log, checkpoints and (unless --skip-eval) metrics go to the run's "
                      "directory, output_dir (default: results/runs/default). An interrupted training resumes from its "
@@ -488,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="debug lines, the libraries' log lines, and tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_synth, _add_flops, _add_run_commands, _add_emd, _add_pretrain, _add_tracking_init,
+    for add in (_add_synth, _add_flops, _add_catalog, _add_run_commands, _add_emd, _add_pretrain, _add_tracking_init,
                 _add_fetch_weights, _add_data, _add_compare):
         add(sub)
     return parser

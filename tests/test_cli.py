@@ -233,3 +233,24 @@ def test_logging_is_restored_and_only_rank_zero_speaks(monkeypatch):
     handler = _log_handler(False)
     root.removeHandler(handler)
     assert handler.level == logging.NOTSET
+
+
+def test_catalog_lists_every_catalogued_name_and_operator_option(capsys):
+    """`ila catalog`: what a config can name, from the catalog itself (a new entry appears without editing the CLI)."""
+    import dataclasses
+
+    from ila import catalog
+
+    assert main(["catalog", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    by_kind = {title.split(" (")[0]: entries for title, entries in listed.items()}
+    assert list(by_kind["variants"]) == catalog.list_variants()
+    assert sorted(by_kind["operators"]) == sorted(catalog.OPERATORS)
+    assert sorted(by_kind["aggregators"]) == sorted(catalog.AGGREGATORS)
+    assert list(by_kind["backbone adapters"]) == list(catalog.ADAPTERS)
+    ila_options = [f.name for f in dataclasses.fields(catalog.OPERATORS["ila"].options)]
+    assert by_kind["operators"]["ila"].split(", ") == ila_options
+    assert by_kind["variants"]["ila"] == catalog.VARIANTS["ila"].description
+    assert main(["catalog"]) == 0
+    text = capsys.readouterr().out
+    assert "variants (model.variant):" in text and "  temporal_shift   fold_div" in text
