@@ -148,6 +148,7 @@ def _final_state(out):
     return ckpt_mod.load(out / "checkpoints" / "last.pt")["model"]
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tiny_dataset, tmp_path, monkeypatch):
     extra = ["model.variant=ila", "train.mixup=0.8", "train.label_smoothing=0.1", "data.batch_size=8"]
     full = train(_cfg(tiny_dataset, tmp_path / "full", *extra, steps=20))
@@ -175,6 +176,7 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_dataset, tmp_path, monk
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+@pytest.mark.slow
 def test_workers_across_an_epoch_boundary_and_a_resume_give_the_same_weights(tiny_dataset, tmp_path, monkeypatch):
     # 90 training clips at batch 8: 11 batches an epoch. The cut run dies after step 12 (epoch 1, batch 0), so its
     # workers serve epochs 0 and 1 from one loader, and the resumed run starts inside epoch 1.

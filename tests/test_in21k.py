@@ -87,6 +87,7 @@ def test_hub_offline_is_named_with_the_command(tmp_path, monkeypatch):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_download_resumes(served, tmp_path):
     """The connection drops half-way; the next attempt asks for the rest (an HTTP Range request)."""
     size = (served.root / "model.safetensors").stat().st_size
