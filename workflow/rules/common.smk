@@ -51,6 +51,11 @@ PLAN = make_plan()
 in_results = PLAN.in_results
 
 
+# A {table} is an ablation file's name: results/claims.csv is the ledger's, not a table's.
+wildcard_constraints:
+    table="|".join(PLAN.tables),
+
+
 def in_run(name):
     """A file of a run directory, as the rules' pattern over (table, row, seed): ila.paths.run_dir's layout."""
     return in_results(f"{run_dir('{table}', '{row}', '{seed}')}/{name}")
