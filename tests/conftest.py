@@ -45,7 +45,7 @@ def pytest_pycollect_makeitem(collector, name, obj):
 #   workflow  the workflow and the scripts run as a user runs them: snakemake (dry runs, real runs, the rehearsal),
 #             the CI script, the SLURM profile, the MLflow UI in a browser, torchrun and CLI subprocesses
 # A test marked with a layer of its own keeps it (a snakemake test in a model file is `workflow`). The edit-test loop
-# runs `pytest -m "unit or model"` (the README's tests paragraph); `pytest` runs every layer.
+# runs `pytest -m "(unit or model) and not slow"` (the README's tests paragraph); `pytest` runs every layer.
 LAYERS = {
     "unit": ["test_checkpoint", "test_claims", "test_cli", "test_config", "test_download", "test_emd", "test_plan",
              "test_readers", "test_readme", "test_rehearsal_plan", "test_row_checks", "test_sampling",
