@@ -153,6 +153,11 @@ def _check_measure(claim: Claim, table: Table, where: str) -> None:
         if claim.measure is not None and claim.measure not in allowed:
             raise ClaimsError(f"{where}: measure: {claim.measure!r} is not compared in {claim.table} (expected one of "
                               f"{allowed})")
+        measure = claim.measure or table.primary_measure
+        unnumbered = [r.strip() for w in claim.rows for r in w.split("|") if measure not in table.row(r.strip()).paper]
+        if claim.kind == "value" and unnumbered:
+            raise ClaimsError(f"{where}: rows: {unnumbered[0]!r} has no paper number for {measure} in "
+                              f"{claim.table}.yaml (a value claim judges the paper's number)")
     elif claim.kind == "cost":
         allowed = [c for c in COSTS if c != "latency" or table.latency]
         if claim.measure not in allowed:

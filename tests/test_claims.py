@@ -243,6 +243,7 @@ def test_the_claims_file_covers_every_table_and_every_row_with_a_paper_number():
     (lambda c: c.append({"id": "x", "says": "s", "where": "w", "kind": "order", "table": "table1", "rows": ["ila"],
                          "than": ["mvitv2_l_312"]}), "a cited row's numbers are another paper's"),
     (lambda c: c[0].update(colour="red"), "colour: unknown key"),
+    (lambda c: c[0].update(rows=["baseline"]), "'baseline' has no paper number for top1 in table1.yaml"),
 ])  # fmt: skip
 def test_a_typo_in_the_claims_fails_the_plan(tmp_path, edit, message):
     """What the Snakefile builds before any job (ila.plan) refuses the claims file, naming it, the claim and the key."""
