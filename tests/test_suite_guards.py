@@ -57,8 +57,8 @@ def test_markers_are_strict_and_every_marker_used_is_declared(tmp_path):
 
 
 def test_the_readme_edit_test_loop_selects_declared_layers():
-    """The README's fast subset (`pytest -m "..."`) names layers that tests/conftest.py gives and pyproject.toml
-    declares: a misspelt layer there would select nothing, and pytest would exit 5 on the edit-test loop."""
+    """The README's fast subset (`pytest -m "..."`) names layers that tests/conftest.py gives (and `slow`), each
+    declared in pyproject.toml: a misspelt marker there would select nothing, and pytest would exit 5 on the edit-test loop."""
     import re
 
     from conftest import LAYERS
@@ -67,4 +67,4 @@ def test_the_readme_edit_test_loop_selects_declared_layers():
     [expression] = re.findall(r'^pytest -m "([^"]+)"$', readme, flags=re.M)
     names = set(re.findall(r"\w+", expression)) - {"and", "or", "not"}
     section = (HERE.parent / "pyproject.toml").read_text().split("[tool.pytest.ini_options]")[1]
-    assert names and names <= set(LAYERS) and all(f'"{name}:' in section for name in names), expression
+    assert names and names <= {*LAYERS, "slow"} and all(f'"{name}:' in section for name in names), expression
