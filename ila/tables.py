@@ -94,7 +94,7 @@ class SeedRun:
 
 
 def primary_measure(table: Table) -> str:
-    primary = table.primary or "top1"
+    primary = table.primary_measure
     if primary not in PRIMARY_MEASURES:
         raise AblationError(f"{table.path}: primary {primary!r} is not one of {sorted(PRIMARY_MEASURES)}")
     return primary
@@ -277,9 +277,9 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         other = table.reference_of(row, dataset_kind)
         if other.id in skipped:  # its own reference is left out: compared with the table's
             other = ref
-        out = _row_numbers(table, row, metrics[row.id], outcomes, weights, primary, videos,
-                           {"profile": profile, "dataset": dataset, "seeds": len(seeds),
-                            **_run_setup(row_run_dir(runs, row, seeds[0]))})
+        out, at_paper = _row_numbers(table, row, metrics[row.id], outcomes, weights, primary, videos,
+                                     {"profile": profile, "dataset": dataset, "seeds": len(seeds),
+                                      **_run_setup(row_run_dir(runs, row, seeds[0]))})
         if other is not row:
             out["compared_with"] = other.id
             differences[row.id] = paired_difference(outcomes[row.id], outcomes[other.id], weights=weights)
@@ -293,7 +293,7 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
         result.runs.update(ids)
         if row.run_table:
             result.shared_runs += list(ids.values())
-        result.notes += _row_notes(row, out.pop("_at_paper"))
+        result.notes += _row_notes(row, at_paper)
     result.notes += [f"{table.row(row_id).name}: not run here ({why})." for row_id, why in skipped.items()]
     for row in table.pending_rows(dataset_kind):
         result.notes.append(f"{row.name}: not run — its method arrives with {row.requires or 'a later issue'}.")
@@ -302,10 +302,10 @@ def collect(table: Table, runs: Path, profile: str, dataset: str, seeds: list[in
     agreement = kendall_tau([r[primary] for r in result.rows], [r.get(f"paper_{primary}") for r in result.rows])
     result.summary = {"reference": ref.name, "primary": primary, "kendall_tau": agreement, "seeds": seeds,
                       "videos": len(videos), "latency": latency, "differences": differences,
-                      "pairs": pairwise_differences(outcomes, weights),
                       "pairs_by_measure": {m: pairwise_differences(o, w) for m, (o, w) in measured.items()},
                       "gain_contrasts": gain_contrasts(gains, weights), "skipped": skipped,
                       "dataset_kind": dataset_kind}  # fmt: skip
+    result.summary["pairs"] = result.summary["pairs_by_measure"][primary]
     if primary == "emd":
         # The paper's reading of Table 5: lower EMD (more mutual information between frames) goes with higher accuracy.
         result.summary["emd_vs_top1"] = kendall_tau([r["emd"] for r in result.rows], [r["top1"] for r in result.rows])
@@ -324,21 +324,21 @@ def _measure_outcomes(metrics: dict[str, list[SeedRun]], measure: str,
 
 
 def _row_numbers(table: Table, row: Row, per_seed: list[SeedRun], outcomes: dict[str, np.ndarray],
-                 weights: np.ndarray | None, primary: str, videos: list[str], run: dict) -> dict:
+                 weights: np.ndarray | None, primary: str, videos: list[str], run: dict) -> tuple[dict, dict]:
     """A row's own numbers (no comparison): run setup, paper numbers, costs, per-metric means and intervals, the
-    primary measure's crossed interval, twin order against chance. ``_at_paper``: its cost at the paper's
-    configuration, for its notes."""
+    primary measure's crossed interval, twin order against chance; and its cost at the paper's configuration, for
+    its notes."""
     out = {"id": row.id, "row": row.name, "source": "ours", "variant": row.variant, **run,
            "train_steps": per_seed[0].metrics.train_steps, "run_table": row.run_table or table.table,
            **{f"paper_{k}": row.paper.get(k) for k in paper_keys(table)}}  # fmt: skip
-    out["_at_paper"] = _costs(out, per_seed[0], paper_cost_key(table, row))
+    at_paper = _costs(out, per_seed[0], paper_cost_key(table, row))
     _seed_stats(out, per_seed, primary)
     _primary_interval(out, crossed_mean(outcomes[row.id], weights=weights), primary)
     twin = outcome_matrix(per_seed, "twin_hit", videos)
     has_twin = (twin >= 0).all(0)
     if has_twin.any():
         out["twin_order_p_vs_chance"] = _round(proportion_vs_chance(twin[:, has_twin]).p_value, 4)
-    return out
+    return out, at_paper
 
 
 def _primary_interval(out: dict, d: Difference, primary: str) -> None:

@@ -58,7 +58,8 @@ def test_markers_are_strict_and_every_marker_used_is_declared(tmp_path):
 
 def test_the_readme_edit_test_loop_selects_declared_layers():
     """The README's fast subset (`pytest -m "..."`) names layers that tests/conftest.py gives (and `slow`), each
-    declared in pyproject.toml: a misspelt marker there would select nothing, and pytest would exit 5 on the edit-test loop."""
+    declared in pyproject.toml: a misspelt marker there would select nothing, and pytest would exit 5 on the
+    edit-test loop."""
     import re
 
     from conftest import LAYERS
