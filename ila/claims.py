@@ -46,8 +46,8 @@ CLAIMS_FILE = ABLATIONS_DIR / CLAIMS_FILE_NAME
 VERDICTS = ("reproduced", "contradicted", "not of the paper's size", "inconclusive", "no interval", "not run",
             "not comparable", "untestable")  # fmt: skip
 KINDS = ("order", "cost", "value", "correlation", "untestable")
-COSTS = {"gflops": "gflops_paper_config", "latency": "latency_ms"}  # a cost claim's measure -> the table's column
-COST_PAPER_KEYS = {"gflops": "gflops", "latency": "latency_ms"}
+# A cost claim's measure -> (the table's column of ours, the ablation file's key of the paper's).
+COSTS = {"gflops": ("gflops_paper_config", "gflops"), "latency": ("latency_ms", "latency_ms")}
 CORRELATIONS = {"emd_vs_top1": ("emd", "top1")}  # a correlation -> the two measures it ranks rows by
 SAME_COST = 0.005  # costs within 0.5% of each other are equal (neither side cheaper)
 UNITS = {"top1": "points", "top1_temporal": "points", "top1_static": "points", "temporal_score": "points",
@@ -282,7 +282,7 @@ def _difference_verdict(diff: float, low: float | None, high: float | None, effe
 
 
 def _cost(claim: Claim, table: Table, found: dict | None, written: str, other_written: str) -> Line:
-    column, paper_key = COSTS[claim.measure], COST_PAPER_KEYS[claim.measure]
+    column, paper_key = COSTS[claim.measure]
     word = "cheaper than" if claim.direction == "lower" else "dearer than"
     compares = f"{_name(written, table, found)} {word} {_name(other_written, table, found)} ({claim.measure})"
     a, b = _paper(written, table, found, paper_key), _paper(other_written, table, found, paper_key)
