@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ila.ablations import load_table, table_files
+from ila.ablations import load_tables
 from ila.claims import CLAIMS_FILE, count_line, ledger, load_claims, read_stats, write_csv, write_markdown
 from ila.defaults import TRACKING_URI_HELP
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     if bad:
         p.error(f"--tag takes NAME=VALUE, got {bad[0]!r}")
     claims_path = Path(args.claims)
-    tables = {path.stem: load_table(path) for path in table_files(claims_path.parent)}
+    tables = load_tables(claims_path.parent)
     lines = ledger(load_claims(claims_path, tables), read_stats(args.stats), tables)
     write_csv(lines, Path(args.csv))
     write_markdown(lines, Path(args.md), args.profile)

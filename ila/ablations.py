@@ -199,6 +199,11 @@ def table_files(directory: Path = ABLATIONS_DIR) -> list[Path]:
     return sorted(p for p in Path(directory).glob("*.yaml") if p.name != CLAIMS_FILE_NAME)
 
 
+def load_tables(directory: Path = ABLATIONS_DIR) -> dict[str, Table]:
+    """Every ablation file of ``directory``, read and checked, by table name."""
+    return {path.stem: load_table(path) for path in table_files(directory)}
+
+
 def keys_set_by(kind: str) -> list[str]:
     """The keys a row of ``kind`` (RUN, SHARED, PROBE, CITED) may set in its file."""
     return sorted(key for key, f in mapping_keys(Row).items() if kind in f.metadata["set_by"])

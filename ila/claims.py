@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ila.ablations import ABLATIONS_DIR, CLAIMS_FILE_NAME, PAIRED_MEASURES, AblationError, Table, table_files
+from ila.ablations import ABLATIONS_DIR, CLAIMS_FILE_NAME, PAIRED_MEASURES, AblationError, Table, load_tables
 from ila.config import build
 from ila.data.kinds import DATASET_KINDS
 from ila.errors import ConfigError
@@ -106,9 +106,7 @@ def load_claims(path: Path = CLAIMS_FILE, tables: dict[str, Table] | None = None
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise ClaimsError(f"{path}: expected a mapping with a list under `claims:`")
     if tables is None:
-        from ila.ablations import load_table
-
-        tables = {p.stem: load_table(p) for p in table_files(Path(path).parent)}
+        tables = load_tables(Path(path).parent)
     claims, seen = [], set()
     for i, raw in enumerate(data["claims"]):
         where = f"{path}: claims[{i}]" + (f" ({raw['id']})" if isinstance(raw, dict) and "id" in raw else "")

@@ -28,9 +28,8 @@ from ila.ablations import (
     Row,
     Table,
     deep_merge,
-    load_table,
+    load_tables,
     row_run_config,
-    table_files,
 )
 from ila.claims import CLAIMS_FILE_NAME, load_claims
 from ila.config import PretrainConfig, resolve_run_config
@@ -134,13 +133,10 @@ class Plan:
         self._check_rehearsal_skips()
 
     def _read_tables(self) -> dict[str, Table]:
-        tables = {}
-        for path in table_files(self.ablations_dir):
-            try:
-                tables[path.stem] = load_table(path)
-            except AblationError as exc:
-                raise PlanError(f"ablation error: {exc}") from None
-        return tables
+        try:
+            return load_tables(self.ablations_dir)
+        except AblationError as exc:
+            raise PlanError(f"ablation error: {exc}") from None
 
     def _read_claims(self) -> list:
         if not self.claims_file.is_file():

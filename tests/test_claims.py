@@ -12,7 +12,7 @@ import pytest
 import yaml
 from test_tables import CLASSES, _metrics
 
-from ila.ablations import ABLATIONS_DIR, load_table, table_files
+from ila.ablations import ABLATIONS_DIR, load_table, load_tables
 from ila.claims import (
     CLAIMS_FILE,
     ClaimsError,
@@ -106,7 +106,7 @@ def known(tmp_path):
     for row in GFLOPS:
         for seed in SEEDS:
             _write_run(tmp_path / "results" / "k" / row / f"seed{seed}", _row_correct(row, seed))
-    tables = {p.stem: load_table(p) for p in table_files(abl)}
+    tables = load_tables(abl)
     return tmp_path, tables, load_claims(abl / "claims.yaml", tables)
 
 
@@ -205,7 +205,7 @@ def test_the_correlation_claim():
 
 
 def _all_tables():
-    return {p.stem: load_table(p) for p in table_files()}
+    return load_tables()
 
 
 # --------------------------------------------------------------------------- the paper's claims file
