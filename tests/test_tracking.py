@@ -1,4 +1,5 @@
-"""MLflow tracking: concurrent jobs against a fresh store, where artifacts go, what a row's run records."""
+"""MLflow tracking: concurrent jobs against a fresh store, where artifacts go, what a row's run records (its
+environment included)."""
 
 import json
 import os
@@ -6,10 +7,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from ila.cli import main
 from ila.engine.evaluate import evaluate
+from ila.engine.provenance import ENVIRONMENT_FILE
+from ila.engine.runs import run_dir_of
 from ila.engine.tracking import EXPERIMENT_KIND, KEY_COLUMNS, VIEW_KEY, init_store, log_table, ui_urls
 from ila.engine.train import train
 
@@ -78,6 +82,12 @@ def test_a_rows_run_records_its_row_paper_numbers_cost_and_config(table4_row_con
     assert m["eval/top1"] == pytest.approx(metrics["top1"])
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "confusion_matrix.png"} <= names
+    # what decided the digits, per command: in the run directory and as tags of the one run both joined
+    recorded = json.loads((run_dir_of(cfg) / ENVIRONMENT_FILE).read_text())
+    assert set(recorded) == {"train", "evaluate"}
+    for command, env in recorded.items():
+        assert {k.removeprefix(f"env.{command}."): v for k, v in tags.items() if k.startswith(f"env.{command}.")} == env
+        assert env["version.torch"] == torch.__version__ and env["world_size"] == "1"
 
 
 def test_table_files_attach_to_one_table_run_and_compare_addresses(table4_row_config, tmp_path, capsys):

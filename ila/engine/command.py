@@ -1,5 +1,6 @@
 """What ``ila train`` and ``ila evaluate`` do around their work, written once: the process group, the device and its
-speed settings, the seeds, the run's log file and its MLflow run, and all of it undone at the end."""
+speed settings, the seeds, the run's log file, its MLflow run and the record of what decides its digits
+(:mod:`ila.engine.provenance`), and all of it undone at the end."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 
 from ila.config import RunConfig
 from ila.engine.distributed import DistInfo, job_threads, setup, teardown
+from ila.engine.provenance import environment, record_environment
 from ila.engine.runs import run_dir_of
 from ila.engine.tracking import Tracker
 
@@ -31,8 +33,10 @@ class Command:
 @contextmanager
 def run_command(cfg: RunConfig, log_name: str, new_mlflow_run: bool) -> Iterator[Command]:
     """Set up a command on a run: join the process group (torchrun) and pick the device, set the threads and fast
-    matmul paths, seed, and log to ``<run_dir>/<log_name>``; at the end, the MLflow run ends (FINISHED, or FAILED
-    when the command raised), the log file is detached and the process group left.
+    matmul paths, seed, log to ``<run_dir>/<log_name>`` and record what decides the digits (the command's entry in
+    ``<run_dir>/environment.json`` and its MLflow tags, the command named by the log's stem: ``train``,
+    ``evaluate``); at the end, the MLflow run ends (FINISHED, or FAILED when the command raised), the log file is
+    detached and the process group left.
 
     ``new_mlflow_run``: the command may start the run's MLflow run (training); otherwise it only joins one a
     training started (an evaluation of a run trained without tracking records nothing)."""
@@ -45,6 +49,9 @@ def run_command(cfg: RunConfig, log_name: str, new_mlflow_run: bool) -> Iterator
     try:
         _configure_speed(cfg, info)
         _seed(cfg.seed, info)
+        if info.is_main:  # after the thread count is set: it is part of the record
+            tags = record_environment(run_dir, Path(log_name).stem, environment(info.device, info.world_size))
+            command.tracker.add_tags(tags)
         yield command
         status = "FINISHED"
     finally:

@@ -126,11 +126,29 @@ class Tracker:
         self._buffer: list = []
         self._client = None
         self.run_id: str | None = None
+        self._command_tags: dict[str, str] = {}
+
+    def add_tags(self, tags: dict[str, str]) -> None:
+        """Tags of this command (e.g. its environment, :mod:`ila.engine.provenance`): set when the run starts, on a
+        new run and on one continued (an evaluation joining its training's run, a resumed training), or at once when
+        it has started."""
+        if not self.active:
+            return
+        self._command_tags.update(tags)
+        if self.run_id is not None:
+            self._log_tags(tags)
+
+    def _log_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        for i in range(0, len(items), 100):  # MLflow's limit on tags per batch
+            self._client.log_batch(self.run_id, tags=items[i : i + 100])
 
     def start(self, config: Any, tags: dict[str, str]) -> None:
         if not self.active:
             return
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         uri = tracking_uri(self.cfg)
@@ -151,10 +169,12 @@ class Tracker:
                         **{k: str(v) for k, v in self.cfg.tags.items()}}
             for i in range(0, len(params), 100):
                 self._client.log_batch(self.run_id, params=params[i : i + 100])
-            self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
+            self._log_tags(all_tags)
             config_file = self.run_dir / "config.yaml"
             if config_file.is_file():  # the resolved config, beside the params, from the run's first minute
                 self.log_artifact(config_file)
+        if self._command_tags:
+            self._log_tags(self._command_tags)
         log.info("MLflow run %s in experiment %r at %s", self.run_id, self.cfg.experiment, uri)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
