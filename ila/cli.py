@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ila import __version__
 from ila.data.kinds import PUBLISHED_DATASETS
-from ila.defaults import DEFAULT_MLFLOW_URI, MLFLOW_DB, TRACKING_URI_HELP
+from ila.defaults import DEFAULT_MLFLOW_URI, MAX_SEEDS, MLFLOW_DB, TRACKING_URI_HELP
 from ila.errors import IlaError
 
 
@@ -510,6 +510,46 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _add_power(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "power", "seeds per row for a target minimum detectable difference, from a table's statistics",
+                 "For each row's comparison with its reference in a table's statistics file (results/stats/"
+                 "<table>.json, written with the table): the minimum detectable difference (MDE) measured, and the "
+                 "seeds per row that would bring it to --mde, projected from the measured "
+                 "seed, video and residual variances (ila.stats.VarianceComponents.mde_at); then the median and the "
+                 "most seeds needed. Needs a table of two seeds or more.")
+    p.add_argument("stats", help="a table's statistics file, e.g. results/stats/table4.json")
+    p.add_argument("--mde", type=_positive_number, required=True, metavar="D",
+                   help="the target MDE, in the table's primary measure's unit (points for top-1)")
+    p.add_argument("--videos", type=_positive_int, metavar="N",
+                   help="validation videos to project at (default: as many as the table measured)")
+    p.add_argument("--max-seeds", type=_positive_int, default=MAX_SEEDS, metavar="N",
+                   help="the most seeds per row to try; more are reported as 'over N'")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=_run_power)
+
+
+def _run_power(args: argparse.Namespace) -> int:
+    import json
+
+    from ila.power import format_plan, plan_as_dict, plan_seeds
+
+    if args.max_seeds < 2:
+        raise UserError(f"--max-seeds {args.max_seeds}: a projection needs two seeds or more")
+    plan = plan_seeds(args.stats, args.mde, args.videos, args.max_seeds)
+    print(json.dumps(plan_as_dict(plan), indent=1) if args.json else "\n".join(format_plan(plan)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ila", formatter_class=_HelpFormatter,
                      description="The ILA reproduction suite's command line: data, training, evaluation and analysis. "
@@ -519,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug lines, the libraries' log lines, and tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_add_synth, _add_flops, _add_catalog, _add_run_commands, _add_emd, _add_pretrain, _add_tracking_init,
-                _add_fetch_weights, _add_data, _add_compare):
+                _add_fetch_weights, _add_data, _add_compare, _add_power):
         add(sub)
     return parser
 

@@ -53,6 +53,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from ila.defaults import MAX_SEEDS
+
 CONFIDENCE = 0.95
 POWER = 0.80  # for the minimum detectable difference
 SEED_TERM_QUANTILE = 0.25  # the seed term enters the degrees of freedom at its upper 75% bound (_satterthwaite)
@@ -109,6 +111,23 @@ class VarianceComponents:
         """Minimum detectable difference at that design, with ``seeds - 1`` degrees of freedom (the value the
         Satterthwaite df approaches when trainings differ; it makes the answer an upper bound)."""
         return minimum_detectable(self.se_at(seeds, videos), max(seeds - 1, 1), confidence, power)
+
+
+def seeds_for_mde(components: VarianceComponents, target: float, videos: int | None = None,
+                  most: int = MAX_SEEDS) -> int | None:
+    """The fewest seeds per row (2 or more) whose projected MDE (:meth:`VarianceComponents.mde_at`) at ``videos``
+    validation videos (None: as measured) is at most ``target``; None when even ``most`` seeds do not reach it."""
+    return next((n for n in range(2, most + 1) if components.mde_at(n, videos) <= target), None)
+
+
+def median_seeds(needed: list[int | None]) -> int | None:
+    """The seeds the median comparison needs (the upper middle of an even count: a whole number of seeds, erring
+    towards more); None where that comparison needs more than were tried (``seeds_for_mde``'s None)."""
+    if not needed:
+        raise ValueError("median_seeds: no comparisons")
+    known = sorted(n if n is not None else float("inf") for n in needed)
+    middle = known[len(known) // 2]
+    return None if middle == float("inf") else int(middle)
 
 
 @dataclass

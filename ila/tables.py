@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,16 @@ from ila.metrics import MetricsError, RunMetrics, cost_key
 from ila.reporting import FLOPS_CONVENTION, flops_gap_note
 from ila.stats import (
     CONFIDENCE,
+    MAX_SEEDS,
     POWER,
     Difference,
     crossed_mean,
     kendall_tau,
     mean_ci,
+    median_seeds,
     paired_difference,
     proportion_vs_chance,
+    seeds_for_mde,
 )
 
 PERCENT_METRICS = ["top1", "top5", "top1_temporal", "top5_temporal", "top1_static", "temporal_score",
@@ -197,7 +200,7 @@ def _run_setup(run_dir: Path) -> dict:
             "views": f"{cfg.data.test_clips}x{cfg.data.test_crops}", "head": cfg.model.head}
 
 
-def _digits(metric: str, markdown: bool = False) -> int:
+def decimals(metric: str, markdown: bool = False) -> int:
     """Decimal places of a metric, the tables' one rounding rule: 2 for a percentage (or a difference of two,
     as the temporal score); 4 in the CSV for another measure (a distance, a relative logit change), 3 in the
     Markdown."""
@@ -218,10 +221,10 @@ def _seed_stats(out: dict, per_seed: list[SeedRun], primary: str) -> None:
             continue
         scale = 100 if metric in PERCENT_METRICS else 1
         ci = mean_ci([scale * v for v in values], bounds=metric_bounds(metric))
-        nd = _digits(metric)
+        nd = decimals(metric)
         out.update({metric: _round(ci.mean, nd), f"{metric}_ci_low": _round(ci.low, nd),
                     f"{metric}_ci_high": _round(ci.high, nd)})
-    scale, nd = PRIMARY_MEASURES[primary][1], _digits(primary)
+    scale, nd = PRIMARY_MEASURES[primary][1], decimals(primary)
     out[f"{primary}_per_seed"] = ";".join("" if m.value(primary) is None else f"{scale * m.value(primary):.{nd}f}"
                                           for m in per_seed)
 
@@ -345,13 +348,13 @@ def _primary_interval(out: dict, d: Difference, primary: str) -> None:
     """The row's own primary measure with seeds and videos as sources of error (replaces the seeds-only interval)."""
     if d.low is None:
         return
-    nd = _digits(primary)
+    nd = decimals(primary)
     low, high = metric_bounds(primary)
     out[f"{primary}_ci_low"], out[f"{primary}_ci_high"] = round(max(d.low, low), nd), round(min(d.high, high), nd)
 
 
 def _difference(out: dict, d: Difference, primary: str) -> None:
-    nd = _digits(primary)
+    nd = decimals(primary)
     out.update({f"{primary}_diff_vs_ref": round(d.diff, nd), f"{primary}_diff_ci_low": _round(d.low, nd),
                 f"{primary}_diff_ci_high": _round(d.high, nd), f"{primary}_diff_p": _round(d.p_value, 4),
                 f"{primary}_diff_significant": d.significant(), f"{primary}_diff_df": _round(d.df, 1),
@@ -408,16 +411,21 @@ STATS_VERSION = 1  # of the statistics file's layout (ila.claims reads it)
 
 
 def _difference_record(a: str, b: str, d: Difference) -> dict:
+    """``components``: the variance components (seed, video, residual, n_seeds, n_videos) that project the MDE to
+    other designs (``ila power``); None with one seed."""
     return {"row": a, "other": b, "diff": d.diff, "low": d.low, "high": d.high, "p": d.p_value, "df": d.df,
-            "mde": d.mde, "seeds": d.n_seeds, "videos": d.n_videos}
+            "mde": d.mde, "seeds": d.n_seeds, "videos": d.n_videos,
+            "components": None if d.components is None else asdict(d.components)}
 
 
 def write_stats(result: TableResult, path: Path, commit: str | None = None) -> None:
     """The table's statistics as data, for the claims ledger (:mod:`ila.claims`) to read instead of testing again:
-    each row's means and intervals, costs and latency, every pair of rows compared (``row`` minus ``other``) on each
-    of the table's compared measures, and the rank correlations; with the profile, dataset, seeds and commit."""
+    each row's means and intervals, the row it is compared with, costs and latency, every pair of rows compared
+    (``row`` minus ``other``, with its variance components) on each of the table's compared measures, and the rank
+    correlations; with the profile, dataset, seeds and commit. Keys are only ever added to this layout (readers of
+    older files find fewer), so ``STATS_VERSION`` stays."""
     summary = result.summary
-    keep = ["id", "row", *METRICS, *(f"{m}_ci_{e}" for m in METRICS for e in ("low", "high")),
+    keep = ["id", "row", "compared_with", *METRICS, *(f"{m}_ci_{e}" for m in METRICS for e in ("low", "high")),
             "gflops_paper_config", "latency_ms", "latency_ratio_vs_ref", "latency_device"]
     first = result.rows[0] if result.rows else {}
     data = {
@@ -459,7 +467,7 @@ def _diff_cell(r: dict, primary: str, own_reference: str | None = None) -> str:
     """``own_reference``: the name of the row this one is compared with, where it is not the table's reference."""
     if r[f"{primary}_diff_vs_ref"] is None:
         return "(reference)"
-    nd = _digits(primary, markdown=True)
+    nd = decimals(primary, markdown=True)
     vs = f" vs {own_reference}" if own_reference else ""
     if r[f"{primary}_diff_ci_low"] is None:
         return f"{r[f'{primary}_diff_vs_ref']:+.{nd}f}{vs} (one seed: no interval)"
@@ -509,7 +517,7 @@ def _metric_cells(table: Table, paper_cfg: dict) -> list[tuple[str, callable]]:
         elif col == "gflops_run_config":
             cells.append(("GFLOPs (this run)", lambda r: _fmt(r["gflops_run_config"])))
         elif col in METRICS:
-            cells.append((LABELS[col], lambda r, c=col: _mean_pm(r, c, _digits(c, markdown=True))))
+            cells.append((LABELS[col], lambda r, c=col: _mean_pm(r, c, decimals(c, markdown=True))))
         else:
             raise AblationError(f"{table.path}: columns: unknown column {col!r}; expected metrics of {METRICS} or "
                              "gflops_paper_config / gflops_run_config")
@@ -526,7 +534,7 @@ def write_markdown(result: TableResult, path: Path, profile: str, dataset: str) 
     def own_reference(r: dict) -> str | None:
         return names[r["compared_with"]] if r.get("compared_with") not in (None, ref_id) else None
 
-    cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary, _digits(primary, markdown=True))),
+    cells = [("Model", lambda r: r["row"]), (what, lambda r: _mean_pm(r, primary, decimals(primary, markdown=True))),
              (f"Δ {what.split(' =')[0]} vs {ref} [95% CI]", lambda r: _diff_cell(r, primary, own_reference(r))),
              ("p", lambda r: _p(r[f"{primary}_diff_p"])),
              ("MDE", lambda r: _fmt(r[f"{primary}_diff_mde"]))]  # fmt: skip
@@ -576,7 +584,7 @@ def gain_sentences(summary: dict, names: dict[str, str]) -> list[str]:
     between them? The difference of two paired differences, tested the same way (seeds and videos crossed)."""
     out = []
     for (a, b), d in summary.get("gain_contrasts", {}).items():
-        nd = _digits(summary["primary"], markdown=True)
+        nd = decimals(summary["primary"], markdown=True)
         interval = "" if d.low is None else f" [{d.low:+.{nd}f}, {d.high:+.{nd}f}], p = {_p(d.p_value)}"
         out.append(f"Gain of {names[a]} over its reference minus the gain of {names[b]} over its own: "
                    f"{d.diff:+.{nd}f}{interval}" + (" (significant at 5%)." if d.significant() else "."))
@@ -623,7 +631,7 @@ def mde_sentences(summary: dict) -> list[str]:
                 "minimum detectable difference can be given; train more seeds (`--config seeds=[0,1,2]`)."]
     mdes = sorted(d.mde for d in diffs)
     s, v = diffs[0].n_seeds, diffs[0].n_videos
-    nd = _digits(summary["primary"], markdown=True)
+    nd = decimals(summary["primary"], markdown=True)
     text = (f"Power: the minimum detectable difference ({int(100 * POWER)}% power, 5% two-sided) of these "
             "comparisons, from the "
             f"measured seed and video variances, is {mdes[0]:.{nd}f}–{mdes[-1]:.{nd}f} (median "
@@ -631,21 +639,16 @@ def mde_sentences(summary: dict) -> list[str]:
     if summary["primary"] == "emd":
         return [text + "."]
     text += " (in points; the paper's differences are mostly 0.3–1.5 points)."
-    needed = [_seeds_for(d, MDE_TARGET, v) for d in diffs]
-    needed4 = [_seeds_for(d, MDE_TARGET, 4 * v) for d in diffs]
+    needed = [seeds_for_mde(d.components, MDE_TARGET, v) for d in diffs]
+    needed4 = [seeds_for_mde(d.components, MDE_TARGET, 4 * v) for d in diffs]
     return [text + f" Reaching {MDE_TARGET:.0f} points for the median comparison would take "
             f"{_median_seeds(needed)} seeds per row at this recipe, or {_median_seeds(needed4)} with 4× the "
-            "validation videos (projected from the variance components)."]
-
-
-def _seeds_for(d: Difference, target: float, videos: int, most: int = 200) -> int | None:
-    return next((n for n in range(2, most + 1) if d.components.mde_at(n, videos) <= target), None)
+            "validation videos (projected from the variance components; `ila power` for other targets)."]
 
 
 def _median_seeds(needed: list[int | None]) -> str:
-    known = sorted(n if n is not None else 10**9 for n in needed)
-    mid = known[len(known) // 2]
-    return "over 200" if mid >= 10**9 else f"about {mid}"
+    middle = median_seeds(needed)
+    return f"over {MAX_SEEDS}" if middle is None else f"about {middle}"
 
 
 ORDER_SENTENCE = (

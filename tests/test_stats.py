@@ -7,7 +7,16 @@ import pytest
 from scipy import stats as sps
 from scipy.special import expit
 
-from ila.stats import crossed_mean, kendall_tau, mean_ci, minimum_detectable, paired_difference, proportion_vs_chance
+from ila.stats import (
+    crossed_mean,
+    kendall_tau,
+    mean_ci,
+    median_seeds,
+    minimum_detectable,
+    paired_difference,
+    proportion_vs_chance,
+    seeds_for_mde,
+)
 
 # --------------------------------------------------------------------------- independent answers
 
@@ -164,6 +173,19 @@ def test_variance_components_project_other_designs():
     assert c.residual == pytest.approx(4.0, rel=0.1) and c.video == pytest.approx(1.0, rel=0.35)
     assert c.se_at(16, 500) < c.se_at(4, 500) and c.se_at(4, 2000) < c.se_at(4, 500)
     assert c.mde_at(8) < c.mde_at(4)
+
+
+def test_seeds_for_an_mde_are_the_fewest_that_reach_it():
+    rng = np.random.default_rng(5)
+    d = 0.5 * rng.standard_normal((4, 1)) + 1.0 * rng.standard_normal((1, 500)) + 2.0 * rng.standard_normal((4, 500))
+    c = crossed_mean(d).components
+    target = c.mde_at(9, 1000)
+    assert seeds_for_mde(c, target, 1000) == 9 and seeds_for_mde(c, target + 1e-9, 1000) == 9
+    assert seeds_for_mde(c, target * 0.999, 1000) == 10
+    assert seeds_for_mde(c, 1e6) == 2  # never fewer than two: one seed has no seed variance
+    assert seeds_for_mde(c, 1e-6, most=30) is None
+    assert median_seeds([3, None, 5]) == 5 and median_seeds([3, 4, 5, 6]) == 5  # the upper middle
+    assert median_seeds([None, None, 4]) is None
 
 
 def test_kendall_tau():
