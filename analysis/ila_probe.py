@@ -32,7 +32,7 @@ def main() -> None:
         raise SystemExit(f"{args.run_dir}: model.operator is {cfg.model.operator!r}; this probe is for ILA runs")
     val = build_dataset(cfg.data, "val", train=False, seed=cfg.seed)
     model = create_model(cfg.model, val.class_names)
-    model.load_state_dict(ckpt.load(args.run_dir / "checkpoints" / "last.pt", "cpu")["model"])
+    model.load_state_dict(ckpt.evaluated_weights(ckpt.load(args.run_dir / "checkpoints" / "last.pt", "cpu")))
     model.eval()
     # Every k-th clip of the split, so the probe sees all classes, not only the first ones of the list; only
     # those clips are decoded.

@@ -247,11 +247,18 @@ class TrainConfig:
     log_every: int = 20  # steps between metric flushes
     checkpoint_every: int = 500
     eval_batch_size: int | None = None
+    # An exponential moving average of the weights (timm's ModelEmaV3, its decay warmed up from 0), which the run is
+    # evaluated on; null: the last step's weights. Averaging over the last steps' path shrinks the spread between
+    # trainings that differ only in their seed.
+    ema_decay: float | None = None
 
     def validate(self, where: str = "train") -> None:
         for name in ("steps", "accum_steps", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"{where}.ema_decay: expected a decay between 0 and 1 (e.g. 0.99) or null, got "
+                              f"{self.ema_decay}")
         for name in ("mixup", "cutmix", "label_smoothing"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name}: expected >= 0, got {getattr(self, name)}")

@@ -331,3 +331,17 @@ def test_window_attention_is_local_with_swins_shifted_windows():
     expected = torch.zeros(9, 9, dtype=torch.bool)
     expected[:4, :4] = True
     assert torch.equal(reached, expected)
+
+
+def test_rows_of_one_seed_share_the_heads_initialisation_and_the_generator_after_it():
+    """Common random numbers: the temporal operator a row adds draws its own numbers, so every row trained with a
+    seed starts its linear head from the same weights and leaves the global generator where every other row does
+    (without this the head's initialisation shifted with the operator's parameter count)."""
+    heads, after = {}, {}
+    for variant in ("baseline", "xclip", "ila", "ata", "temporal_shift"):
+        model = _model(variant, seed=5, head="linear")
+        heads[variant], after[variant] = model.classifier.weight.detach(), torch.rand(4)
+    for variant in heads:
+        torch.testing.assert_close(heads[variant], heads["baseline"], rtol=0, atol=0, msg=variant)
+        torch.testing.assert_close(after[variant], after["baseline"], rtol=0, atol=0, msg=variant)
+    assert not torch.equal(_model("baseline", seed=6, head="linear").classifier.weight, heads["baseline"])

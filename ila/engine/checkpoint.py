@@ -31,6 +31,12 @@ class CheckpointError(IlaError, RuntimeError):
     kind = "checkpoint error"
 
 
+def evaluated_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The weights a training's results are measured on: the averaged ones (``train.ema_decay``) when the run kept
+    an average, else the last step's."""
+    return state["ema"] if state.get("ema") is not None else state["model"]
+
+
 def rng_state() -> dict[str, Any]:
     state = {
         "torch": torch.get_rng_state(),

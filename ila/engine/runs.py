@@ -31,8 +31,9 @@ def load_trained(cfg: RunConfig, checkpoint: str | Path | None = None, device: t
     device = torch.device(device)
     val = VideoDataset(cfg.data, "val", seed=cfg.seed)
     model = create_model(cfg.model, val.class_names).to(device)
-    model.load_state_dict(ckpt.load(path, device, what_to_do="train the run again: ila train CONFIG --no-resume, "
-                                    "or pass another --checkpoint")["model"])
+    state = ckpt.load(path, device, what_to_do="train the run again: ila train CONFIG --no-resume, or pass another "
+                      "--checkpoint")
+    model.load_state_dict(ckpt.evaluated_weights(state))
     return model.eval(), val
 
 

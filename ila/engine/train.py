@@ -25,6 +25,7 @@ import yaml
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -109,6 +110,7 @@ class _Run:
     mixup: Mixup | None
     ckpt_path: Path
     autocast_dtype: torch.dtype | None
+    ema: ModelEmaV3 | None = None  # the averaged weights (train.ema_decay), which the run is evaluated on
     ddp: Any = None
     step: int = 0
     epoch: int = 0
@@ -127,8 +129,11 @@ def _prepare(cfg: RunConfig, info: DistInfo, run_dir: Path) -> _Run:
     mixup = Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, switch_prob=t.mixup_switch_prob,
                   label_smoothing=t.label_smoothing, num_classes=len(train_set.classes)) \
         if t.mixup > 0 or t.cutmix > 0 else None
+    # The decay warms up from 0 (1 - (1 + step)^-2/3, capped at ema_decay): a short run's average forgets the
+    # initialisation instead of carrying it.
+    ema = ModelEmaV3(model, decay=t.ema_decay, use_warmup=True) if t.ema_decay else None
     return _Run(cfg, info, train_set, model, optimizer, build_scheduler(optimizer, cfg), mixup,
-                run_dir / "checkpoints" / "last.pt", autocast_dtype_of(cfg, info))
+                run_dir / "checkpoints" / "last.pt", autocast_dtype_of(cfg, info), ema)
 
 
 def _restore(run: _Run, resume: bool) -> None:
@@ -143,6 +148,8 @@ def _restore(run: _Run, resume: bool) -> None:
     if state is not None:
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
+        if run.ema is not None:
+            run.ema.module.load_state_dict(state["ema"])
         run.step, run.epoch, run.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         ckpt.set_rng_state(state["rng"])
         log.info("resumed from %s at step %d (epoch %d, batch %d)", run.ckpt_path, run.step, run.epoch,
@@ -161,7 +168,8 @@ def _save(run: _Run) -> None:
     if run.info.is_main:
         ckpt.save_atomic({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
                           "step": run.step, "epoch": run.epoch, "batch_in_epoch": run.batch_in_epoch,
-                          "rng": ckpt.rng_state(), "config": to_dict(run.cfg)}, run.ckpt_path)
+                          "rng": ckpt.rng_state(), "config": to_dict(run.cfg),
+                          "ema": run.ema.module.state_dict() if run.ema is not None else None}, run.ckpt_path)
 
 
 def _forward_backward(run: _Run, video: torch.Tensor, labels: torch.Tensor, last_micro: bool) -> dict[str, float]:
@@ -197,6 +205,8 @@ def _optimizer_step(run: _Run) -> None:
     run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
     run.step += 1
+    if run.ema is not None:
+        run.ema.update(run.model, step=run.step)
     run.scheduler.step_update(run.step)
 
 
@@ -329,7 +339,8 @@ def _train(cfg: RunConfig, info: DistInfo, run_dir: Path, tracker: Tracker, resu
         (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not run_eval:
         return summary
-    metrics = {**run_evaluation(run.model, cfg, info, run.autocast_dtype), **summary}
+    evaluated = run.ema.module if run.ema is not None else run.model
+    metrics = {**run_evaluation(evaluated, cfg, info, run.autocast_dtype), **summary}
     if info.is_main:
         json_path, png = write_metrics(metrics, run_dir)
         tracker.log_metrics(metrics_for_mlflow(metrics), run.step)

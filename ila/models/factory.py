@@ -33,6 +33,6 @@ def create_model(cfg: Mapping[str, Any] | ModelConfig, class_names: list[str], d
         path = Path(cfg.probe_from)
         if not path.is_file():
             raise FileNotFoundError(f"model.probe_from: {path} not found: train the source run first")
-        state = ckpt.load(path, "cpu", what_to_do="train the source run again")["model"]
+        state = ckpt.evaluated_weights(ckpt.load(path, "cpu", what_to_do="train the source run again"))
         model.load_representation(state, str(path))
     return model

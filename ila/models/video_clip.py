@@ -4,6 +4,9 @@ and a head (class-name text embeddings with an optional video-specific prompt ge
 
 from __future__ import annotations
 
+import contextlib
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +59,21 @@ def _rename_legacy_keys(module, state_dict, prefix, *args) -> None:
         state_dict[prefix + "aggregator." + key[len(prefix) + 4:]] = state_dict.pop(key)
 
 
+@contextlib.contextmanager
+def part_rng(base: int, part: str) -> Iterator[None]:
+    """Initialise one part of the model from its own stream: ``base`` (drawn once from the run's seeded generator)
+    mixed with the part's name, the global generator restored afterwards.
+
+    Common random numbers between table rows: rows trained with one seed differ in their temporal operator, and
+    without this the head would be initialised from wherever the operator left the global generator (a row's new
+    layers shifting another part's draws), so two rows' difference would carry a difference of luck in the head's
+    initialisation. With it, every row of a seed starts the head (and anything after the model) from the same
+    numbers."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((base ^ zlib.crc32(part.encode())) % (2**63))
+        yield
+
+
 @dataclass
 class VideoOutput:
     logits: torch.Tensor  # [B, C]
@@ -75,22 +93,33 @@ class VideoCLIP(nn.Module):
         self.prompt_template = cfg.prompt_template
         self.head_type = cfg.head
         self.freeze_text = cfg.freeze_text
-        self.video_vit = VideoViT(clip.visual, cfg)
+        base = int(torch.randint(0, 2**62, (), device="cpu"))  # one draw, whatever the row: see part_rng
+        with part_rng(base, "temporal operators"):
+            self.video_vit = VideoViT(clip.visual, cfg)
         backbone = self.video_vit.backbone
         dim = backbone.output_dim
-        self.aggregator = build_aggregator(cfg.aggregator, AggregatorContext(
-            cfg.num_frames, dim, backbone.width, backbone.heads, backbone.depth, self.video_vit.grid))
+        with part_rng(base, "aggregator"):
+            self.aggregator = build_aggregator(cfg.aggregator, AggregatorContext(
+                cfg.num_frames, dim, backbone.width, backbone.heads, backbone.depth, self.video_vit.grid))
+        with part_rng(base, "head"):
+            self._build_head(cfg, backbone.width, dim, len(class_names))
+        self.register_buffer("_text_cache", torch.empty(0), persistent=False)
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
+        self._set_trainable(clip, cfg)
+
+    def _build_head(self, cfg: ModelConfig, width: int, dim: int, num_classes: int) -> None:
+        """Class-name text embeddings (with X-CLIP's prompt generator when asked) or a linear classifier."""
         if cfg.head == "text":
             if self.aggregator.output_dim not in (None, dim):
                 raise ConfigError(f"model.aggregator: {cfg.aggregator!r} feeds a linear head only: set model.head: "
                                   "linear")
-            self.prompt = VideoSpecificPrompt(backbone.width, dim) if cfg.prompt_generator else None
+            self.prompt = VideoSpecificPrompt(width, dim) if cfg.prompt_generator else None
             self.classifier = None
         else:  # "linear" (the config accepts nothing else)
             self.prompt = None
-            self.classifier = nn.Linear(self.aggregator.output_dim or dim, len(class_names))
-        self.register_buffer("_text_cache", torch.empty(0), persistent=False)
-        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
+            self.classifier = nn.Linear(self.aggregator.output_dim or dim, num_classes)
+
+    def _set_trainable(self, clip: nn.Module, cfg: ModelConfig) -> None:
         # The text tower is unused by a linear head; it is frozen then too so it never enters the optimiser.
         frozen_text = cfg.freeze_text or cfg.head == "linear"
         for name, p in clip.named_parameters():
