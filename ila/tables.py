@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ila import paths
-from ila.ablations import AblationError, Row, Table
+from ila.ablations import PAIRED_MEASURES, AblationError, Row, Table
 from ila.config import load_run_config
 from ila.metrics import MetricsError, RunMetrics, cost_key
 from ila.reporting import FLOPS_CONVENTION, flops_gap_note
@@ -43,11 +43,11 @@ PERCENT_METRICS = ["top1", "top5", "top1_temporal", "top5_temporal", "top1_stati
 # The evaluation's reversal probe (ila.engine.evaluate.ReversalProbe): mean |logit change| when the clip is reversed,
 # relative to the logits' spread; 0 for a model blind to frame order.
 METRICS = [*PERCENT_METRICS, "reversal_logit_change", "emd"]
-# Measures a table can be about, each a mean (or contrast) of a per-video outcome, so that rows can be compared on
-# the same videos (ila.stats.paired_difference): the outcome's key in the per-video lists and the factor that turns
-# it into the table's unit. Table 5's EMD comes from each run's emd.json (`ila emd`), the others from metrics.json.
-PRIMARY_MEASURES = {"top1": ("correct", 100), "top1_temporal": ("correct", 100), "top1_static": ("correct", 100),
-                    "temporal_score": ("correct", 100), "emd": ("emd", 1)}  # fmt: skip
+# The measures a table can be about (ila.ablations.PAIRED_MEASURES), each a mean (or contrast) of a per-video
+# outcome, so that rows can be compared on the same videos (ila.stats.paired_difference): the outcome's key in the
+# per-video lists and the factor that turns it into the table's unit. Table 5's EMD comes from each run's emd.json
+# (`ila emd`); the others are hit rates in %, from metrics.json.
+PRIMARY_MEASURES = {m: ("emd", 1) if m == "emd" else ("correct", 100) for m in PAIRED_MEASURES}
 # The per-video weights of a measure that is a mean over one group of classes, or a contrast of two (weight
 # 1/n_group on a group, 0 elsewhere; the temporal score: +1/n_T on the temporal group, -1/n_S on the static one).
 GROUP_WEIGHTS = {"top1_temporal": {"temporal": 1}, "top1_static": {"static": 1},
