@@ -171,14 +171,18 @@ def test_two_rank_ddp_with_accumulation_matches_one_rank(tiny_dataset, tmp_path)
     # Tolerance: the two runs add the same per-clip gradients in another order and scaling (per rank l1/2 + l2/2, then
     # / 2 and summed across ranks, against l1/4 + ... + l4/4), so they differ by float32 rounding, a few ulps of the
     # largest terms (measured: about 1e-7 of the step's largest gradient entry); 1e-5 of it leaves 100x margin, while
-    # a gradient left unaveraged or scaled wrongly is off by the order of the gradient itself.
+    # a gradient left unaveraged or scaled wrongly is off by the order of the gradient itself. That holds while both
+    # runs hold the same weights (steps 1 and 2 here); after AdamW has turned rounding noise into weight differences
+    # (below) the gradients drift apart by more: measured up to 1.7e-5 of the largest entry at step 3 (ILA's
+    # interaction convolutions), so later steps get 1e-4, still far below a wrongly scaled gradient.
     for s in range(STEPS):
         g0, g1, g = ranks[0]["grads"][s], ranks[1]["grads"][s], single["grads"][s]
         assert g0.keys() == g.keys() and len(g) > 100
         scale = max(v.abs().max().item() for v in g.values())
+        tolerance = (1e-5 if s < 2 else 1e-4) * scale
         for k in g:
             torch.testing.assert_close(g0[k], g1[k], rtol=0, atol=0, msg=f"step {s + 1}, {k}: the ranks disagree")
-            torch.testing.assert_close(g0[k], g[k], rtol=0, atol=1e-5 * scale, msg=f"step {s + 1}, {k}")
+            torch.testing.assert_close(g0[k], g[k], rtol=0, atol=tolerance, msg=f"step {s + 1}, {k}")
 
     # The checkpoint rank 0 wrote holds the same weights as the 1-rank run's. Tolerance: AdamW moves a weight by up to
     # about its lr a step (2e-3 for the CLIP weights, 2e-2 for new ones). Where a gradient is zero in exact arithmetic
@@ -187,9 +191,14 @@ def test_two_rank_ddp_with_accumulation_matches_one_rank(tiny_dataset, tmp_path)
     # noise (~1e-11) that differs between the runs, and AdamW, dividing by the gradient's own magnitude plus eps
     # (1e-8), turns it into steps far above the noise: measured up to 7e-6 after 3 steps, all on such weights. atol
     # 1e-4 (lr / 20) covers that, while a step from wrongly averaged gradients moves weights by the order of lr.
+    # The alignment modules are left out: their convolutions sit behind the zero-initialised point head, so their
+    # gradients start as rounding noise that AdamW (dividing by the gradient's own magnitude plus eps) turns into steps
+    # of up to a fraction of their lr (measured up to 6e-3 after 3 steps with the per-part initialisation of
+    # ila.models.video_clip.part_rng); the gradient comparison above covers them.
     a, b = _final_weights(two), _final_weights(one)
     assert a.keys() == b.keys()
-    compared = [k for k in a if "running_" not in k and "num_batches_tracked" not in k]  # BatchNorm buffers: above
+    compared = [k for k in a if "running_" not in k and "num_batches_tracked" not in k  # BatchNorm buffers: above
+                and not k.startswith("video_vit.operators.")]
     assert len(compared) > 100
     for k in compared:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-4, msg=k)
