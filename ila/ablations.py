@@ -194,6 +194,11 @@ class Table:
         raise KeyError(f"{self.path}: no row with id {row_id!r}")
 
 
+def natural_key(name: str) -> list:
+    """A sort key that compares the numbers in a name as numbers: table2 before table10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def table_files(directory: Path = ABLATIONS_DIR) -> list[Path]:
     """Every ablation file of ``directory`` (each ``<table>.yaml`` but the claims file), in name order."""
     return sorted(p for p in Path(directory).glob("*.yaml") if p.name != CLAIMS_FILE_NAME)

@@ -550,6 +550,24 @@ def _run_power(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_costs(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "costs", "what each table of a workflow run cost (job time) and can resolve (MDE)",
+                 "Per table of a workflow run: its trainings, evaluations and other jobs and their summed wall and "
+                 "CPU time in minutes, from Snakemake's benchmark records (RESULTS/benchmarks/), and the median and "
+                 "range of its rows' minimum detectable differences against their references, from its statistics "
+                 "file (RESULTS/stats/<table>.json); jobs no one table owns are counted as shared. Job time is the "
+                 "sum of the jobs' own wall times: on N busy cores the run's wall clock is about that over N.")
+    p.add_argument("results", nargs="?", default="results", help="the workflow's results folder")
+    p.set_defaults(func=_run_costs)
+
+
+def _run_costs(args: argparse.Namespace) -> int:
+    from ila.run_costs import format_costs, table_costs
+
+    print("\n".join(format_costs(table_costs(args.results))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ila", formatter_class=_HelpFormatter,
                      description="The ILA reproduction suite's command line: data, training, evaluation and analysis. "
@@ -559,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug lines, the libraries' log lines, and tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_add_synth, _add_flops, _add_catalog, _add_run_commands, _add_emd, _add_pretrain, _add_tracking_init,
-                _add_fetch_weights, _add_data, _add_compare, _add_power):
+                _add_fetch_weights, _add_data, _add_compare, _add_power, _add_costs):
         add(sub)
     return parser
 

@@ -10,7 +10,6 @@ handlers call it.
 
 from __future__ import annotations
 
-import csv
 import re
 import statistics
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ila.paths import MTIME_SLACK_S
+from ila.run_costs import benchmark_record
 
 # A run's own logs end in the step (results/logs/<table>/<row>/seed<N>.<step>.log); a data log names its split or
 # size after the kind (data/k400-download-train.log, data/preprocess-s256-val.log).
@@ -46,22 +46,6 @@ def job_kind(name: str) -> str:
     return parts[0]
 
 
-def _benchmark(path: Path) -> tuple[float | None, float | None]:
-    """Seconds and peak resident memory (MB) from a Snakemake benchmark record (its first repetition)."""
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    if not rows:
-        return None, None
-
-    def number(key: str) -> float | None:
-        try:
-            return float(rows[0][key])
-        except (KeyError, TypeError, ValueError):  # "NA" where the platform measured nothing
-            return None
-
-    return number("s"), number("max_rss")
-
-
 def job_records(results: Path, since: float) -> list[JobRecord]:
     """The jobs whose logs were written at or after ``since`` (seconds since the epoch), in path order."""
     records = []
@@ -71,8 +55,8 @@ def job_records(results: Path, since: float) -> list[JobRecord]:
         name = log.relative_to(results / "logs").with_suffix("").as_posix()
         bench = results / "benchmarks" / f"{name}.tsv"
         ok = bench.is_file() and bench.stat().st_mtime >= since - MTIME_SLACK_S
-        seconds, rss = _benchmark(bench) if ok else (None, None)
-        records.append(JobRecord(name, job_kind(name), ok, seconds, rss))
+        record = benchmark_record(bench) if ok else {}
+        records.append(JobRecord(name, job_kind(name), ok, record.get("s"), record.get("max_rss")))
     return records
 
 

@@ -7,22 +7,17 @@ the finished jobs is internal to it, and a file the run did not rewrite is not n
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ila.ablations import natural_key
 from ila.defaults import DEFAULT_MLFLOW_URI  # what `ila compare` reads when given no --uri (from the project root)
 from ila.paths import MTIME_SLACK_S
 from ila.rehearsal import rehearsal_summary
 
 WIDTH = 116
-
-
-def _natural(path: str) -> list:
-    """table2 before table10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
 
 
 def written_results(results: Path, since: float) -> tuple[list[str], list[str]]:
@@ -31,7 +26,7 @@ def written_results(results: Path, since: float) -> tuple[list[str], list[str]]:
 
     def fresh(paths: Iterable[Path]) -> list[str]:
         return sorted((str(p) for p in paths if p.is_file() and p.stat().st_mtime >= since - MTIME_SLACK_S),
-                      key=_natural)
+                      key=natural_key)
 
     return fresh([*results.glob("*.csv"), *results.glob("*.md")]), fresh(results.glob("figures/*.png"))
 

@@ -49,9 +49,9 @@ def pytest_pycollect_makeitem(collector, name, obj):
 LAYERS = {
     "unit": ["test_checkpoint", "test_claims", "test_cli", "test_config", "test_download", "test_emd",
              "test_lock_file", "test_plan", "test_power", "test_provenance", "test_readers", "test_readme",
-             "test_recipe_pilot", "test_rehearsal_plan", "test_row_checks", "test_sampling", "test_scale_tables",
-             "test_stats", "test_suite_guards", "test_synth", "test_tables", "test_transforms", "test_weights",
-             "test_workflow_guards"],
+             "test_recipe_pilot", "test_rehearsal_plan", "test_run_costs", "test_row_checks", "test_sampling",
+             "test_scale_tables", "test_stats", "test_suite_guards", "test_synth", "test_tables", "test_transforms",
+             "test_weights", "test_workflow_guards"],
     "model": ["test_ablations", "test_backbones", "test_catalog", "test_comparisons", "test_dataset", "test_engine",
               "test_figures", "test_flops", "test_gpu", "test_in21k", "test_latency", "test_models",
               "test_other_models", "test_probe", "test_tracking"],
