@@ -139,7 +139,8 @@ def _minutes(seconds: float) -> str:
 def _mde_text(mdes: list[float]) -> tuple[str, str]:
     if not mdes:
         return "-", "-"
-    return f"{statistics.median(mdes):.2f}", f"{min(mdes):.2f}-{max(mdes):.2f}"
+    # three significant digits: a table's measure may be points of top-1 (0.59-7.88) or an EMD (0.001-0.043)
+    return f"{statistics.median(mdes):.3g}", f"{min(mdes):.3g}-{max(mdes):.3g}"
 
 
 def format_costs(costs: list[TableCost]) -> list[str]:

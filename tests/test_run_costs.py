@@ -94,7 +94,7 @@ def test_the_command_prints_a_markdown_table_with_a_total(tmp_path, capsys):
     assert cells["table4"][1:6] == ["0123456", "3 x 300", "2", "1", "5"]
     assert cells["table4"][9] == f"{255 / 60:.1f}"  # job minutes: 210 + 30 + 15 seconds
     low, high = sorted(d.mde for d in differences)
-    assert cells["table4"][-1] == f"{low:.2f}-{high:.2f}"
+    assert cells["table4"][-1] == f"{low:.3g}-{high:.3g}"
     assert cells["total"][3:6] == ["3", "1", "8"]  # every project table, and the shared jobs
     assert cells["total"][9] == f"{(255 + 20 + 196) / 60:.1f}"
 
