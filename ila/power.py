@@ -100,11 +100,17 @@ def _read(path: Path) -> dict:
     return data
 
 
+def find_comparison(records: list[dict], row: str, reference: str) -> dict | None:
+    """The record of ``row``'s comparison with ``reference`` among a statistics file's ``comparisons[measure]``
+    (stored either way round: the variances are the same); None where there is none."""
+    return next((r for r in records if {r.get("row"), r.get("other")} == {row, reference}), None)
+
+
 def _comparison(path: Path, records: list[dict], row: str, reference: str,
                 rebuild: str) -> tuple[dict, VarianceComponents]:
     """The record of ``row``'s comparison with ``reference`` (stored either way round: the variances are the same)
     and its variance components."""
-    found = next((r for r in records if {r["row"], r["other"]} == {row, reference}), None)
+    found = find_comparison(records, row, reference)
     if found is None:
         raise PowerError(f"{path}: no comparison of {row!r} with {reference!r}")
     if "components" not in found:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ila.ablations import natural_key, table_files
 from ila.errors import IlaError
+from ila.power import find_comparison
 
 SHARED = "shared"
 # Benchmark folders whose records are named after the table they serve (figures/curves_table4.tsv, tables/table4.tsv).
@@ -102,12 +103,13 @@ def table_costs(results: str | Path, tables: list[str] | None = None) -> list[Ta
         raise RunCostsError(f"{bench_dir}: no benchmark records; run the workflow first (snakemake --cores all)")
     names = sorted(tables if tables is not None else [path.stem for path in table_files()], key=natural_key)
     costs = {name: TableCost(name) for name in [*names, SHARED]}
+    known = set(names)
     for path in records:
         relative = path.relative_to(bench_dir)
         record = benchmark_record(path)
         if record.get("s") is None:
             continue
-        costs[owner(relative, set(names))].add(job_step(relative), record["s"], record.get("cpu_time") or 0.0)
+        costs[owner(relative, known)].add(job_step(relative), record["s"], record.get("cpu_time") or 0.0)
     for cost in costs.values():
         _read_stats(results / "stats" / f"{cost.table}.json", cost)
     return [cost for cost in costs.values() if cost.jobs]
@@ -125,8 +127,8 @@ def _read_stats(path: Path, cost: TableCost) -> None:
         raise RunCostsError(f"{path}: not a table's statistics file ({type(exc).__name__}: {exc})") from None
     for row_id, row in rows.items():
         reference = row.get("compared_with")
-        found = next((r for r in records if {r.get("row"), r.get("other")} == {row_id, reference}), None)
-        if reference is not None and found is not None and found.get("mde") is not None:
+        found = find_comparison(records, row_id, reference) if reference is not None else None
+        if found is not None and found.get("mde") is not None:
             cost.mdes.append(found["mde"])
     cost.seeds, cost.videos = len(data.get("seeds") or []) or None, data.get("videos")
     cost.commit = (data.get("commit") or "")[:7] or None
