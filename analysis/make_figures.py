@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ila import figures
+from ila.data.kinds import WORKFLOW_DATASET_KINDS
 
 
 def _run_config(run_dir: str | Path):
@@ -97,8 +98,10 @@ def cmd_curves(args) -> None:
     from ila.tables import row_run_dir
 
     table = load_table(args.table)
+    # Only the rows the profile's dataset runs: a row of another dataset (Table 2's SSv2 rows on the embedded
+    # benchmark) has no run directory to plot.
     runs = {row.name: [row_run_dir(Path(args.runs), row, s) for s in args.seeds]
-            for row in table.available_rows()}
+            for row in table.available_rows(args.dataset_kind)}
     figures.training_curves(runs, args.out, args.mlflow_uri)
 
 
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     cu.add_argument("--runs", required=True)
     cu.add_argument("--seeds", type=int, nargs="+", default=[0])
     cu.add_argument("--mlflow-uri")
+    cu.add_argument("--dataset-kind", choices=WORKFLOW_DATASET_KINDS,
+                    help="plot the rows run on this kind of dataset, as the table rule does (default: every row)")
     cu.set_defaults(func=cmd_curves)
     for sp in (t, f1, f5, hm, cu):
         sp.add_argument("--out", required=True, help="output path without suffix (.png and .pdf are written)")

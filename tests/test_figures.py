@@ -334,3 +334,19 @@ def test_training_curves_are_the_logged_history(trained_runs, drawn, tmp_path):
     # The two rows' losses are not the same curve.
     loss = fig.axes[0].lines
     assert not np.allclose(loss[0].get_ydata(), loss[1].get_ydata())
+
+
+@pytest.mark.parametrize("kind, rows", [("synth", ["Baseline (SSv2 recipe)", "ILA (SSv2 recipe)"]),
+                                        ("ssv2", ["ILA-ViT-B/16, 8 frames", "ILA-ViT-B/16, 16 frames",
+                                                  "ILA-ViT-L/14, 8 frames", "ILA-ViT-L/14@336px, 16 frames"])])
+def test_training_curves_plot_only_the_rows_the_profiles_dataset_runs(monkeypatch, tmp_path, kind, rows):
+    """Table 2's curves on the embedded benchmark plot its two synth rows, not its SSv2 rows (which have no run
+    directory there: the figure failed on them), and the reverse on SSv2."""
+    make_figures = load_make_figures()
+    plotted = {}
+    monkeypatch.setattr(make_figures.figures, "training_curves",
+                        lambda runs, out, uri=None: plotted.update(runs))
+    make_figures.main(["curves", "--table", str(REPO / "ablations" / "table2.yaml"), "--runs", str(tmp_path),
+                       "--seeds", "0", "1", "--dataset-kind", kind, "--out", str(tmp_path / "curves")])
+    assert list(plotted) == rows
+    assert all(len(dirs) == 2 for dirs in plotted.values())

@@ -110,11 +110,12 @@ rule training_curves:
         seeds=PLAN.seeds_arg(),
         uri=PLAN.mlflow_uri_args(),
         runs_dir=table_runs_dir,
+        kind=PLAN.dataset_kind,
     conda:
         CONDA_ENV
     shell:
         "python {params.script} curves --table {input.spec} --runs {params.runs_dir} --seeds {params.seeds} "
-        "{params.uri} --out {params.out} > {log} 2>&1"
+        "--dataset-kind {params.kind} {params.uri} --out {params.out} > {log} 2>&1"
 
 
 # Every figure: `snakemake --cores all figures`.
