@@ -152,6 +152,20 @@ def test_smoke_run_end_to_end(tmp_path):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     _smoke_tables_sharing_table4(tmp_path, client)
     _smoke_claims(tmp_path, client)
+    _smoke_training_curves(tmp_path)
+
+
+def _smoke_training_curves(tmp_path):
+    """The training-curve rule, executed on the trained runs: its shell line (the profile's dataset kind included)
+    reaches make_figures.py, which reads every run's MLflow history and draws the PNG and PDF; nothing is retrained."""
+    res = snakemake("--cores", "1", "-p", "results/figures/curves_table4.png", "--configfile",
+                    str(CONFIGS / "smoke.yaml"), cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    assert set(re.findall(r"\b(?:local)?rule (\w+):", out)) == {"training_curves"}, out[-3000:]
+    assert "--dataset-kind synth" in out, out[-3000:]
+    for suffix in (".png", ".pdf"):
+        assert (tmp_path / "results" / "figures" / f"curves_table4{suffix}").stat().st_size > 0
 
 
 def _smoke_claims(tmp_path, client):
